@@ -1,0 +1,16 @@
+"""Shift policies and teacher forcing: pure, vectorised tensor code.
+
+No Lightning, Hydra or transformers imports in this package: it must stay usable (and fast) in
+data-loader workers and outside any training framework.
+
+    from shiftlab.shifts import build_policy
+    policy = build_policy("token_move", rate=0.15, max_distance=3)
+    out = policy(input_ids, special_mask=special, sample_ids=ids, seed=0, epoch=0)
+"""
+
+from . import policies as _policies  # noqa: F401  (registers the policies)
+from .base import POLICIES, ShiftOutput, ShiftPolicy, build_policy, register_policy
+from .teacher_forcing import shift_right
+from .units import UNITS
+
+__all__ = ["POLICIES", "ShiftOutput", "ShiftPolicy", "UNITS", "build_policy", "register_policy", "shift_right"]

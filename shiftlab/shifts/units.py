@@ -1,0 +1,114 @@
+"""Units: the things a policy moves (sub-word tokens or whole words), as a compact view of a batch.
+
+A policy never works on raw positions. It works on the *units* of the movable (non-special,
+non-padding) positions of each row, compacted to the left: unit ``u`` of row ``b`` is the
+``u``-th unit among the movable tokens. A policy returns a permutation of units; this module
+turns it back into a permutation of token positions. Because both directions are plain
+gathers, scatters and cumulative sums, no policy ever loops over tokens or rows, and specials
+and padding cannot move by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+UNITS = ("token", "word")
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """Units of a batch. ``U`` is the largest unit count in the batch.
+
+    slot_pos[b, i]    position of the i-th movable token of row b (valid for i < n_tokens[b])
+    n_tokens[b]       movable tokens in row b
+    unit_start[b, u]  compact slot index where unit u starts
+    unit_len[b, u]    its length in tokens (0 for u >= n_units[b])
+    n_units[b]        units in row b
+    """
+
+    slot_pos: torch.Tensor
+    n_tokens: torch.Tensor
+    unit_start: torch.Tensor
+    unit_len: torch.Tensor
+    n_units: torch.Tensor
+    tokens_are_units: bool = False
+
+    @property
+    def unit_valid(self) -> torch.Tensor:
+        """``[B, U]`` true for real units."""
+        u = torch.arange(self.unit_len.shape[1], device=self.unit_len.device)
+        return u.unsqueeze(0) < self.n_units.unsqueeze(1)
+
+
+def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | None) -> UnitView:
+    """Compact the movable tokens of each row and group them into units."""
+    if unit not in UNITS:
+        raise ValueError(f"unknown unit {unit!r}; valid units: {', '.join(UNITS)}")
+    batch, seq = special_mask.shape
+    movable = ~special_mask
+    # Stable sort puts the movable positions first, in their original order.
+    slot_pos = torch.argsort((~movable).to(torch.int8), dim=1, stable=True)
+    n_tokens = movable.sum(dim=1)
+    slot = torch.arange(seq, device=special_mask.device).unsqueeze(0)
+    slot_valid = slot < n_tokens.unsqueeze(1)
+
+    if unit == "token":
+        return UnitView(slot_pos, n_tokens, slot.expand(batch, seq), slot_valid.long(), n_tokens, True)
+
+    if word_ids is None:
+        raise ValueError("unit='word' needs word_ids (the tokenizer's word index of each token, -1 outside words)")
+    compact_words = torch.gather(word_ids.to(torch.int64), 1, slot_pos)
+    previous = torch.cat([torch.full_like(compact_words[:, :1], -2), compact_words[:, :-1]], dim=1)
+    # A unit starts where the word id changes; tokens outside words (-1) are units of their own;
+    # a special token between two pieces of a word (it cannot happen with real tokenizers) splits it.
+    prev_pos = torch.cat([torch.full_like(slot_pos[:, :1], -2), slot_pos[:, :-1]], dim=1)
+    starts = (compact_words != previous) | (compact_words < 0) | (slot_pos != prev_pos + 1)
+    starts &= slot_valid
+    n_units = starts.sum(dim=1)
+    # Unit u starts at the u-th start flag: the same stable-sort compaction as above.
+    unit_start = torch.argsort((~starts).to(torch.int8), dim=1, stable=True)
+    unit_valid = slot < n_units.unsqueeze(1)
+    next_start = torch.cat([unit_start[:, 1:], torch.zeros_like(unit_start[:, :1])], dim=1)
+    last = slot == (n_units - 1).clamp(min=0).unsqueeze(1)
+    unit_end = torch.where(last, n_tokens.unsqueeze(1).expand_as(unit_start), next_start)
+    unit_len = torch.where(unit_valid, unit_end - unit_start, torch.zeros_like(unit_start))
+    return UnitView(slot_pos, n_tokens, torch.where(unit_valid, unit_start, 0), unit_len, n_units)
+
+
+def unit_perm_to_source_index(view: UnitView, unit_perm: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Turn a unit permutation into ``source_index[B, S]`` over token positions.
+
+    ``unit_perm[b, k]`` is the old unit placed at new unit position ``k`` (identity for
+    ``k >= n_units[b]``). Sub-words of a unit stay together and in order.
+    """
+    batch = unit_perm.shape[0]
+    device = unit_perm.device
+    slot = torch.arange(seq_len, device=device).unsqueeze(0).expand(batch, seq_len)
+    if view.tokens_are_units:
+        source_slot = unit_perm
+    else:
+        source_slot = _expand_units(view, unit_perm, slot)
+    slot_valid = slot < view.n_tokens.unsqueeze(1)
+    source_slot = torch.where(slot_valid, source_slot, slot)
+    source_pos = torch.gather(view.slot_pos, 1, source_slot.clamp(0, seq_len - 1))
+    source_index = torch.arange(seq_len, device=device).unsqueeze(0).repeat(batch, 1)
+    # Scatter the compact result back into the movable positions; specials/padding stay put.
+    target = torch.where(slot_valid, view.slot_pos, torch.full_like(view.slot_pos, seq_len))
+    padded = torch.cat([source_index, torch.zeros_like(source_index[:, :1])], dim=1)
+    padded.scatter_(1, target, torch.where(slot_valid, source_pos, 0))
+    return padded[:, :seq_len]
+
+
+def _expand_units(view: UnitView, unit_perm: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+    """Compact source slot of every compact slot, for multi-token units."""
+    new_len = torch.gather(view.unit_len, 1, unit_perm)
+    new_end = torch.cumsum(new_len, dim=1)
+    new_start = new_end - new_len
+    # Which new unit covers compact slot i: the number of new units that end at or before i.
+    unit_at_slot = torch.searchsorted(new_end, slot.contiguous(), right=True)
+    unit_at_slot = unit_at_slot.clamp(max=unit_perm.shape[1] - 1)
+    offset = slot - torch.gather(new_start, 1, unit_at_slot)
+    old_unit = torch.gather(unit_perm, 1, unit_at_slot)
+    return torch.gather(view.unit_start, 1, old_unit) + offset
