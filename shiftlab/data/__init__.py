@@ -1,0 +1,16 @@
+"""Data: corpora (synthetic and real), tokenisation, on-the-fly shifting collators, data modules."""
+
+from .corpus import Corpus, LabelledSplit, SyntheticCorpus
+from .datamodules import ShiftPretrainDataModule, TaskDataModule
+from .tokenization import Framing, build_word_tokenizer, encode_words
+
+__all__ = [
+    "Corpus",
+    "Framing",
+    "LabelledSplit",
+    "ShiftPretrainDataModule",
+    "SyntheticCorpus",
+    "TaskDataModule",
+    "build_word_tokenizer",
+    "encode_words",
+]

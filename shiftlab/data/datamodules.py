@@ -1,0 +1,126 @@
+"""LightningDataModules: tokenise once in ``setup``, shift on the fly in the collator."""
+
+from __future__ import annotations
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from shiftlab.shifts import ShiftPolicy
+
+from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
+from .corpus import Corpus
+from .sampling import EpochIndexSampler
+from .tokenization import Framing, encode_words
+
+
+class _SplitsDataModule(L.LightningDataModule):
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int, eval_batch_size: int | None = None):
+        super().__init__()
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.seed = int(seed)
+        self.datasets: dict[str, EncodedDataset] = {}
+
+    def _loader(self, split: str, collate, *, train: bool, fixed_epoch: int | None = None) -> DataLoader:
+        dataset = self.datasets[split]
+        sampler = EpochIndexSampler(len(dataset), shuffle=train, seed=self.seed, fixed_epoch=None if train else 0)
+        if train and fixed_epoch is not None:
+            sampler.fixed_epoch = fixed_epoch
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+
+class ShiftPretrainDataModule(_SplitsDataModule):
+    """Raw text for shift pretraining.
+
+    ``views=K`` gives K shifted views of each sample per batch; ``dynamic=False`` keeps the
+    draw of epoch 0 for every epoch (a static corpus of shifted text).
+    """
+
+    def __init__(self, corpus: Corpus, tokenizer, framing: Framing, policy: ShiftPolicy, *, seed: int,
+                 batch_size: int = 32, num_workers: int = 0, max_length: int = 128, views: int = 1,
+                 dynamic: bool = True, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size)
+        self.corpus, self.tokenizer, self.framing, self.policy = corpus, tokenizer, framing, policy
+        self.max_length, self.views, self.dynamic = int(max_length), int(views), bool(dynamic)
+        self.collator = ShiftCollator(policy, seed=seed, pad_id=tokenizer.pad_token_id, views=views)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val"):
+            if split not in self.datasets:
+                encoded = encode_words(self.tokenizer, self.corpus.texts(split), self.framing, self.max_length)
+                self.datasets[split] = EncodedDataset(encoded)
+
+    def train_dataloader(self):
+        return self._loader("train", self.collator, train=True, fixed_epoch=None if self.dynamic else 0)
+
+    def val_dataloader(self):
+        return self._loader("val", self.collator, train=False)
+
+
+class TaskDataModule(_SplitsDataModule):
+    """A labelled downstream task: sequence classification or token classification (tagging)."""
+
+    def __init__(self, corpus: Corpus, task: str, tokenizer, framing: Framing, *, seed: int, batch_size: int = 32,
+                 num_workers: int = 0, max_length: int = 128, eval_batch_size: int | None = None):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size)
+        families = corpus.tasks()
+        if task not in families:
+            raise ValueError(f"unknown task {task!r}; this corpus has: {', '.join(families)}")
+        self.corpus, self.task, self.family = corpus, task, families[task]
+        self.tokenizer, self.framing, self.max_length = tokenizer, framing, int(max_length)
+        self.label_names = corpus.label_names(task)
+        self.collator = LabelCollator(tokenizer.pad_token_id)
+
+    def _label_id(self, label: str, split: str) -> int:
+        try:
+            return self.label_index[label]
+        except KeyError:
+            raise ValueError(
+                f"task {self.task!r}, split {split!r}: label {label!r} is not among the labels "
+                f"{', '.join(self.label_names)}"
+            ) from None
+
+    def setup(self, stage: str | None = None) -> None:
+        self.label_index = {name: i for i, name in enumerate(self.label_names)}
+        for split in ("train", "val", "test"):
+            if split in self.datasets:
+                continue
+            data = self.corpus.labelled(self.task, split)
+            encoded = encode_words(self.tokenizer, data.words, self.framing, self.max_length)
+            if self.family == "classification":
+                labels = [self._label_id(label, split) for label in data.labels]
+                self.datasets[split] = EncodedDataset(encoded, labels=labels)
+            else:
+                word_labels = [[self._label_id(tag, split) for tag in tags] for tags in data.labels]
+                self.datasets[split] = EncodedDataset(encoded, token_labels=word_labels_to_tokens(encoded, word_labels))
+
+    def train_labels(self) -> list[int]:
+        """All training labels (flattened for tagging): for the majority-class baseline."""
+        dataset = self.datasets["train"]
+        if self.family == "classification":
+            return list(dataset.labels)
+        return [int(x) for t in dataset.token_labels for x in t.tolist() if x >= 0]
+
+    def split_labels(self, split: str) -> list[int]:
+        dataset = self.datasets[split]
+        if self.family == "classification":
+            return list(dataset.labels)
+        return [int(x) for t in dataset.token_labels for x in t.tolist() if x >= 0]
+
+    def train_dataloader(self):
+        return self._loader("train", self.collator, train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", self.collator, train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", self.collator, train=False)
