@@ -1,0 +1,141 @@
+"""Backbones: a transformers model plus the few things shiftlab needs to know about it.
+
+A backbone is built from a config (random init: the tiny test models) or loaded from a local
+directory or hub name (``name_or_path``), through one code path. With ``with_lm_head=True``
+the model carries its vocabulary head (tied to the input embeddings), which the vocabulary
+objectives (``token_restore``, ``clm``...) use; fine-tuning loads the bare encoder/decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers.utils import logging as hf_logging
+
+KINDS = ("encoder", "decoder")
+
+
+@dataclass
+class BackboneSpec:
+    """What ``conf/backbone/*.yaml`` describes.
+
+    name:          a label for tables and logs
+    kind:          ``encoder`` (BERT-style, bidirectional) or ``decoder`` (GPT-style, causal)
+    model_type:    transformers model type used when building from ``config`` (``bert``, ``gpt2``...)
+    name_or_path:  a local directory (or hub name where the network allows) to load instead
+    config:        config overrides when building from scratch (sizes, dropout...)
+    """
+
+    name: str
+    kind: str
+    model_type: str | None = None
+    name_or_path: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"backbone {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.name_or_path is None and self.model_type is None:
+            raise ValueError(f"backbone {self.name!r}: set either name_or_path (to load) or model_type (to build)")
+
+
+class Backbone(nn.Module):
+    """A transformers model with ``hidden`` (last hidden states) and ``vocab_logits`` (its LM head)."""
+
+    def __init__(self, model: nn.Module, kind: str, name: str = "backbone"):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.model = model
+        self.kind = kind
+        self.name = name
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def max_positions(self) -> int | None:
+        cfg = self.model.config
+        return getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+
+    @property
+    def base(self) -> nn.Module:
+        """The encoder/decoder stack without any head."""
+        return getattr(self.model, "base_model", self.model)
+
+    def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Vocabulary logits for hidden states of any leading shape."""
+        head = _vocab_head(self.model)
+        if head is None:
+            raise ValueError(
+                f"backbone {self.name!r} ({type(self.model).__name__}) has no vocabulary head; "
+                "build it with with_lm_head=True for vocabulary objectives"
+            )
+        return head(hidden)
+
+    def export(self, directory: str | Path, tokenizer=None) -> Path:
+        """Save as a transformers directory (plus tokenizer), loadable as ``name_or_path``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(str(directory))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(directory))
+        return directory
+
+
+def _vocab_head(model: nn.Module):
+    for attribute in ("cls", "lm_head", "generator_lm_head"):
+        head = getattr(model, attribute, None)
+        if head is not None:
+            return head
+    return None
+
+
+def build_backbone(spec: BackboneSpec | dict, tokenizer, *, with_lm_head: bool) -> Backbone:
+    """Build (random init from ``spec.config``) or load (``spec.name_or_path``) a backbone."""
+    if isinstance(spec, dict):
+        spec = BackboneSpec(**spec)
+    if with_lm_head:
+        auto = AutoModelForMaskedLM if spec.kind == "encoder" else AutoModelForCausalLM
+    else:
+        auto = AutoModel
+    special = _special_ids(tokenizer)
+    hf_logging.disable_progress_bar()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # unused-weight notices (pooler, LM head) are expected here
+    try:
+        if spec.name_or_path:
+            model = auto.from_pretrained(str(spec.name_or_path))
+            if model.get_input_embeddings().num_embeddings < len(tokenizer):
+                model.resize_token_embeddings(len(tokenizer))
+        else:
+            config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), **special, **dict(spec.config))
+            if spec.kind == "decoder":
+                config.is_decoder = True
+            model = auto.from_config(config)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.train()  # from_pretrained returns eval mode; Lightning would then train without dropout
+    return Backbone(model, spec.kind, spec.name)
+
+
+def _special_ids(tokenizer) -> dict[str, int]:
+    ids = {
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+    }
+    return {k: v for k, v in ids.items() if v is not None}

@@ -1,0 +1,45 @@
+"""Task heads for fine-tuning: sequence and token classification."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+POOLINGS = ("first", "last", "mean")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """One vector per sequence: the first token (``[CLS]``, encoders), the last real token
+    (decoders: the only one that has seen the whole sequence), or the mean of real tokens."""
+    if how == "first":
+        return hidden[:, 0]
+    if how == "last":
+        last = attention_mask.sum(dim=1).clamp(min=1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if how == "mean":
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    raise ValueError(f"unknown pooling {how!r}; valid: {', '.join(POOLINGS)}")
+
+
+class SequenceClassificationHead(nn.Module):
+    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "first", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}")
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pool(hidden, attention_mask, self.pooling)))
+
+
+class TokenClassificationHead(nn.Module):
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))

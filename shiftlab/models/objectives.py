@@ -1,0 +1,271 @@
+"""Shift-prediction objectives (SHIFT_CATALOGUE.md, B.3): heads and their losses.
+
+An objective is an ``nn.Module`` that owns its head. It says which token sequence the
+backbone must read (``reads``: the shifted input, the original, or one it builds itself) and
+turns the backbone's hidden states plus the batch from :class:`~shiftlab.data.collate.ShiftCollator`
+into a loss and a few metrics. Targets come only from ``(original_ids, input_ids,
+source_index, moved_mask, special_mask)``, so any policy composes with any objective.
+Positions that carry no target use ``-100``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .backbones import Backbone
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Token ids an objective may need to build sequences."""
+
+    pad: int
+    sep: int | None = None
+
+
+@dataclass
+class ObjectiveResult:
+    loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+
+
+class Objective(nn.Module):
+    name: str = "?"
+    KINDS: tuple[str, ...] = ("encoder",)
+    reads: str = "shifted"  # "shifted" | "original" | anything an objective builds in model_inputs
+
+    def __init__(self, backbone: Backbone, special: SpecialIds):
+        super().__init__()
+        self.special = special
+
+    def model_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        """The ``input_ids``/``attention_mask`` the backbone reads for this objective."""
+        ids = batch["input_ids"] if self.reads == "shifted" else batch["original_ids"]
+        return {"input_ids": ids, "attention_mask": batch["attention_mask"]}
+
+    def forward(self, hidden: torch.Tensor, batch: dict, inputs: dict, backbone: Backbone) -> ObjectiveResult:
+        raise NotImplementedError
+
+
+def selected_cross_entropy(logits_of, features: torch.Tensor, targets: torch.Tensor) -> ObjectiveResult:
+    """Cross-entropy over the positions whose target is not ``-100``, mean over them.
+
+    ``logits_of`` maps the selected features ``[N, ...]`` to logits ``[N, C]``; computing
+    logits only where there is a target keeps vocabulary heads cheap. With no target in the
+    batch the loss is a graph-connected zero.
+    """
+    selected = targets != IGNORE_INDEX
+    if not bool(selected.any()):
+        zero = features.sum() * 0.0
+        return ObjectiveResult(zero, {})
+    logits = logits_of(features[selected])
+    wanted = targets[selected]
+    loss = F.cross_entropy(logits.float(), wanted)
+    accuracy = (logits.argmax(dim=-1) == wanted).float().mean()
+    return ObjectiveResult(loss, {"acc": accuracy.detach()})
+
+
+def content_mask(batch: dict) -> torch.Tensor:
+    """Positions that hold real, movable tokens (not framing, not padding)."""
+    return ~batch["special_mask"] & batch["attention_mask"].bool()
+
+
+# ----------------------------------------------------------------------------- encoder heads
+
+
+class TokenRestore(Objective):
+    """Predict the original token at every moved position (vocabulary head, tied)."""
+
+    def forward(self, hidden, batch, inputs, backbone):
+        moved = batch["moved_mask"] & content_mask(batch)
+        targets = torch.where(moved, batch["original_ids"], IGNORE_INDEX)
+        return selected_cross_entropy(backbone.vocab_logits, hidden, targets)
+
+
+class PositionScorer(nn.Module):
+    """Bilinear scores between every pair of positions: ``q_i . k_j / sqrt(d)``."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.query = nn.Linear(hidden_size, hidden_size)
+        self.key = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.query(hidden) @ self.key(hidden).transpose(1, 2) / math.sqrt(hidden.shape[-1])
+
+
+def inverse_permutation(source_index: torch.Tensor) -> torch.Tensor:
+    """``inv[b, source_index[b, j]] = j``: where each original position now is."""
+    positions = torch.arange(source_index.shape[1], device=source_index.device).expand_as(source_index)
+    return torch.empty_like(source_index).scatter_(1, source_index, positions)
+
+
+class _PositionObjective(Objective):
+    """Softmax over the movable positions of the row, CE against a position target."""
+
+    def __init__(self, backbone, special):
+        super().__init__(backbone, special)
+        self.scorer = PositionScorer(backbone.hidden_size)
+
+    def targets(self, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, hidden, batch, inputs, backbone):
+        candidates = content_mask(batch)
+        scores = self.scorer(hidden)
+        scores = scores.masked_fill(~candidates.unsqueeze(1), torch.finfo(scores.dtype).min)
+        targets = torch.where(batch["moved_mask"] & candidates, self.targets(batch), IGNORE_INDEX)
+        return selected_cross_entropy(lambda rows: rows, scores, targets)
+
+
+class Pointer(_PositionObjective):
+    """PERT-style: for each original position ``i``, the position where its token now is."""
+
+    def targets(self, batch):
+        return inverse_permutation(batch["source_index"])
+
+
+class Origin(_PositionObjective):
+    """For each shifted position ``j``, where its token came from (``source_index[j]``)."""
+
+    def targets(self, batch):
+        return batch["source_index"]
+
+
+class Offset(Objective):
+    """``clip(source_index[j] - j, -D, D)`` as ``2D + 1`` classes, at every content position."""
+
+    def __init__(self, backbone, special, max_offset: int = 8):
+        super().__init__(backbone, special)
+        if max_offset < 1:
+            raise ValueError(f"offset: max_offset must be >= 1, got {max_offset}")
+        self.max_offset = int(max_offset)
+        self.head = nn.Linear(backbone.hidden_size, 2 * self.max_offset + 1)
+
+    def forward(self, hidden, batch, inputs, backbone):
+        positions = torch.arange(hidden.shape[1], device=hidden.device)
+        offset = (batch["source_index"] - positions).clamp(-self.max_offset, self.max_offset) + self.max_offset
+        targets = torch.where(content_mask(batch), offset, IGNORE_INDEX)
+        return selected_cross_entropy(self.head, hidden, targets)
+
+
+class Detect(Objective):
+    """Was the token at ``j`` moved? Binary head, CE over every content token."""
+
+    def __init__(self, backbone, special):
+        super().__init__(backbone, special)
+        self.head = nn.Linear(backbone.hidden_size, 2)
+
+    def forward(self, hidden, batch, inputs, backbone):
+        targets = torch.where(content_mask(batch), batch["moved_mask"].long(), IGNORE_INDEX)
+        return selected_cross_entropy(self.head, hidden, targets)
+
+
+# ----------------------------------------------------------------------------- decoder objectives
+
+
+def causal_lm_loss(backbone: Backbone, hidden: torch.Tensor, labels: torch.Tensor) -> ObjectiveResult:
+    """Tokens ``< t`` predict ``t``; CE with ``ignore_index=-100``, mean over target tokens
+    (the same loss as transformers' causal-LM models)."""
+    return selected_cross_entropy(backbone.vocab_logits, hidden[:, :-1], labels[:, 1:])
+
+
+class CausalLM(Objective):
+    """``clm``: the baseline next-token loss on the original sequence (the policy is unused)."""
+
+    KINDS = ("decoder",)
+    reads = "original"
+
+    def forward(self, hidden, batch, inputs, backbone):
+        labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, IGNORE_INDEX)
+        return causal_lm_loss(backbone, hidden, labels)
+
+
+class CausalLMShifted(CausalLM):
+    """``clm_shifted``: next-token loss over the shifted sequence, ``-1/N sum log P(x'_j | x'_<j)``."""
+
+    reads = "shifted"
+
+
+class Deshuffle(Objective):
+    """The decoder reads ``[x'] <sep> [x]`` and is scored on ``x`` only: it restores the order."""
+
+    KINDS = ("decoder",)
+    reads = "deshuffle"
+
+    def __init__(self, backbone, special):
+        super().__init__(backbone, special)
+        if special.sep is None:
+            raise ValueError("deshuffle needs a separator token (the tokenizer has neither sep_token nor eos_token)")
+        self.max_positions = backbone.max_positions
+
+    def model_inputs(self, batch):
+        shifted, original, mask = batch["input_ids"], batch["original_ids"], batch["attention_mask"]
+        lengths = mask.sum(dim=1, keepdim=True)
+        total = 2 * int(lengths.max()) + 1
+        if self.max_positions is not None and total > self.max_positions:
+            raise ValueError(
+                f"deshuffle doubles the sequence: {total} positions needed, the backbone has {self.max_positions}; "
+                "lower data.max_length or raise the backbone's position embeddings"
+            )
+        seq = shifted.shape[1]
+        p = torch.arange(total, device=shifted.device).unsqueeze(0)
+        first = p < lengths
+        second = (p > lengths) & (p <= 2 * lengths)
+        from_shifted = torch.gather(shifted, 1, p.clamp(max=seq - 1).expand(shifted.shape[0], -1))
+        from_original = torch.gather(original, 1, (p - lengths - 1).clamp(0, seq - 1))
+        ids = torch.where(first, from_shifted, torch.where(second, from_original, self.special.pad))
+        ids = torch.where(p == lengths, self.special.sep, ids)
+        return {
+            "input_ids": ids,
+            "attention_mask": (p <= 2 * lengths).long(),
+            "labels": torch.where(second, ids, IGNORE_INDEX),
+        }
+
+    def forward(self, hidden, batch, inputs, backbone):
+        return causal_lm_loss(backbone, hidden, inputs["labels"])
+
+
+class CausalDetect(Detect):
+    """``causal_detect``: per-token moved/not head on the decoder's causal states."""
+
+    KINDS = ("decoder",)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    "token_restore": TokenRestore,
+    "pointer": Pointer,
+    "origin": Origin,
+    "offset": Offset,
+    "detect": Detect,
+    "clm": CausalLM,
+    "clm_shifted": CausalLMShifted,
+    "deshuffle": Deshuffle,
+    "causal_detect": CausalDetect,
+}
+for _name, _cls in OBJECTIVES.items():
+    _cls.name = _name
+
+
+def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params) -> Objective:
+    """Build a registered objective for a backbone; wrong names or backbone kinds fail clearly."""
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; valid objectives: {', '.join(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    if backbone.kind not in cls.KINDS:
+        fitting = [n for n, c in OBJECTIVES.items() if backbone.kind in c.KINDS]
+        raise ValueError(
+            f"objective {name!r} needs a {' or '.join(cls.KINDS)} backbone, but {backbone.name!r} is a "
+            f"{backbone.kind}; objectives for a {backbone.kind}: {', '.join(fitting)}"
+        )
+    try:
+        return cls(backbone, special, **params)
+    except TypeError as error:
+        raise ValueError(f"objective {name!r}: bad parameters {params}: {error}") from None

@@ -1,0 +1,167 @@
+"""The main job: shift-pretrain a backbone, fine-tune it on each downstream task, test, report.
+
+``run(cfg, run_dir)`` takes a plain resolved config (no Hydra needed), so tests and other
+entry points call it directly. Every stage reads top to bottom:
+
+    corpus, tokenizer -> [pretrain: backbone + objectives on shifted text -> export backbone]
+                      -> for each task: backbone (from the export) + head -> fit -> test
+                      -> metrics.json (flat keys like ``order/test/acc``), config.yaml
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
+from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
+from shiftlab.shifts import build_policy
+from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
+from shiftlab.utils.io import write_json_atomic, write_text_atomic
+
+log = logging.getLogger("shiftlab")
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    print(f"shiftlab: run directory {run_dir.resolve()}", flush=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    corpus = instantiate(cfg.data.corpus)
+    tokenizer = build_tokenizer(cfg.data.tokenizer, corpus)
+    spec = BackboneSpec(**OmegaConf.to_container(cfg.backbone, resolve=True))
+    framing = Framing.for_backbone(spec.kind, tokenizer)
+    metrics: dict[str, float] = {}
+
+    backbone_source = spec
+    if cfg.objective.heads:
+        started = time.perf_counter()
+        stage_metrics, export_dir = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir)
+        metrics.update(_prefixed("pretrain", stage_metrics))
+        metrics["pretrain/time_s"] = round(time.perf_counter() - started, 2)
+        backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(export_dir))
+
+    for task in cfg.task.tasks:
+        started = time.perf_counter()
+        task_cfg = cfg.task.tasks[task] or {}
+        stage_metrics = finetune(cfg, task, task_cfg, corpus, tokenizer, framing, backbone_source, run_dir)
+        metrics.update(_prefixed(task, stage_metrics))
+        metrics[f"{task}/time_s"] = round(time.perf_counter() - started, 2)
+
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    print(format_summary(metrics), flush=True)
+    print(f"shiftlab: metrics written to {(run_dir / 'metrics.json').resolve()}", flush=True)
+    return metrics
+
+
+def build_tokenizer(source: str, corpus):
+    """``word``: a word-level vocabulary of the corpus; anything else: a tokenizer directory or hub name."""
+    if source == "word":
+        return build_word_tokenizer(corpus.vocabulary())
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source))
+
+
+def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path) -> tuple[dict[str, float], Path]:
+    stage = cfg.pretrain
+    policy = build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
+    backbone = build_backbone(spec, tokenizer, with_lm_head=True)
+    special = SpecialIds(pad=tokenizer.pad_token_id, sep=tokenizer.sep_token_id or tokenizer.eos_token_id)
+    heads = OmegaConf.to_container(cfg.objective.heads, resolve=True)
+    objectives = {name: build_objective(name, backbone, special, **(params or {})) for name, params in heads.items()}
+    weights = OmegaConf.to_container(cfg.objective.get("weights") or {}, resolve=True)
+    module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim))
+    data = ShiftPretrainDataModule(
+        corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=stage.batch_size,
+        num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
+    )
+    log.info("pretraining %s with %s on %s", spec.name, "+".join(objectives), policy)
+    trainer = make_trainer(cfg, "pretrain", run_dir, max_steps=stage.max_steps, val_check_interval=stage.get("val_check_interval"))
+    trainer.fit(module, datamodule=data)
+    results = trainer.validate(module, datamodule=data, verbose=False)
+    _finish_loggers(trainer)
+    export_dir = backbone.export(run_dir / "pretrain" / "backbone", tokenizer)
+    return _numbers(results), export_dir
+
+
+def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_source: BackboneSpec, run_dir: Path) -> dict[str, float]:
+    stage = cfg.finetune
+    data = TaskDataModule(corpus, task, tokenizer, framing, seed=int(cfg.seed), batch_size=stage.batch_size,
+                          num_workers=cfg.data.num_workers, max_length=cfg.data.max_length)
+    data.setup()
+    backbone = build_backbone(backbone_source, tokenizer, with_lm_head=False)
+    module_cls = TASK_MODULES[data.family]
+    module = module_cls(backbone, data.label_names, optim=OptimConfig(**stage.optim), **dict(task_cfg))
+    log.info("fine-tuning on %s (%s, %d labels)", task, data.family, len(data.label_names))
+    trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps", -1))
+    trainer.fit(module, datamodule=data)
+    results = {**_numbers(trainer.validate(module, datamodule=data, verbose=False)),
+               **_numbers(trainer.test(module, datamodule=data, verbose=False))}
+    _finish_loggers(trainer)
+    results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
+    return results
+
+
+def majority_baseline(train_labels: list[int], eval_labels: list[int], split: str) -> dict[str, float]:
+    """Accuracy of always answering the most frequent training label: the bar to beat."""
+    majority = Counter(train_labels).most_common(1)[0][0]
+    return {f"{split}/majority_acc": sum(label == majority for label in eval_labels) / max(1, len(eval_labels))}
+
+
+def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs.update({k: v for k, v in limits.items() if v is not None})
+    stage_dir = run_dir / stage
+    loggers = build_loggers(cfg.logger, stage, stage_dir, cfg.get("run_name", "shiftlab"))
+    return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, **kwargs)
+
+
+def build_loggers(logger_cfg, stage: str, stage_dir: Path, run_name: str) -> list:
+    """Instantiate every logger of the ``logger`` group for one stage, writing under the run dir."""
+    loggers = []
+    for key, spec in (logger_cfg or {}).items():
+        if spec is None:
+            continue
+        target = str(spec.get("_target_", ""))
+        extra: dict[str, Any] = {"save_dir": str(stage_dir.parent)}
+        if target.endswith(("CSVLogger", "TensorBoardLogger")):
+            extra.update(name=stage, version="")
+        elif target.endswith("WandbLogger"):
+            extra.update(name=f"{run_name}/{stage}", group=run_name)
+        loggers.append(instantiate(spec, **extra))
+    return loggers
+
+
+def _finish_loggers(trainer: L.Trainer) -> None:
+    for logger in trainer.loggers:
+        logger.finalize("success")
+        if type(logger).__name__ == "WandbLogger":
+            import wandb
+
+            wandb.finish()
+
+
+def _numbers(results: list[dict]) -> dict[str, float]:
+    flat: dict[str, float] = {}
+    for result in results:
+        flat.update({k: float(v) for k, v in result.items()})
+    return flat
+
+
+def _prefixed(stage: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{stage}/{key}": value for key, value in values.items()}
+
+
+def format_summary(metrics: dict[str, float]) -> str:
+    rows = [f"  {key:<40} {value:.4f}" for key, value in sorted(metrics.items()) if "/test/" in key or key.endswith("val/loss")]
+    return "shiftlab: results\n" + "\n".join(rows)

@@ -1,0 +1,88 @@
+"""Fine-tuning task families: sequence classification and token classification (tagging).
+
+The backbone, the head and the optimiser settings are injected; the training loop is shared.
+Metrics are torchmetrics objects (correct across processes), logged as ``train/``, ``val/``
+and ``test/`` ``loss``, ``acc`` and ``f1_macro``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
+
+from .optim import OptimConfig, configure_adamw
+
+IGNORE_INDEX = -100
+
+
+class _ClassificationModule(L.LightningModule):
+    def __init__(self, backbone: Backbone, head: nn.Module, label_names: list[str], optim: OptimConfig | dict | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.label_names = list(label_names)
+        self.optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**(optim or {}))
+        num = len(self.label_names)
+        metrics = MetricCollection({
+            "acc": MulticlassAccuracy(num_classes=num, average="micro", ignore_index=IGNORE_INDEX),
+            "f1_macro": MulticlassF1Score(num_classes=num, average="macro", ignore_index=IGNORE_INDEX),
+        })
+        # ModuleDict keys must not shadow nn.Module attributes such as ``train``.
+        self.metrics = nn.ModuleDict({f"{split}_metrics": metrics.clone(prefix=f"{split}/") for split in ("train", "val", "test")})
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone.hidden(input_ids, attention_mask), attention_mask)
+
+    def _step(self, batch: dict, split: str) -> torch.Tensor:
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        labels = batch["labels"]
+        flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+        loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
+        metrics = self.metrics[f"{split}_metrics"]
+        metrics.update(flat_logits.argmax(dim=-1), flat_labels)
+        size = labels.shape[0]
+        self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
+        self.log_dict(metrics, batch_size=size, on_step=False, on_epoch=True, prog_bar=split == "val")
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx):
+        return self(batch["input_ids"], batch["attention_mask"]).argmax(dim=-1)
+
+    def configure_optimizers(self):
+        return configure_adamw(self, self.optim, self.trainer.estimated_stepping_batches)
+
+
+class SequenceClassificationModule(_ClassificationModule):
+    """One label per sequence, from a pooled representation (first token for encoders, last for decoders)."""
+
+    def __init__(self, backbone: Backbone, label_names: list[str], pooling: str | None = None, dropout: float = 0.1,
+                 optim: OptimConfig | dict | None = None):
+        pooling = pooling or ("first" if backbone.kind == "encoder" else "last")
+        head = SequenceClassificationHead(backbone.hidden_size, len(label_names), pooling, dropout)
+        super().__init__(backbone, head, label_names, optim)
+
+
+class TokenClassificationModule(_ClassificationModule):
+    """One label per word, predicted on its first sub-word (others are ``-100``)."""
+
+    def __init__(self, backbone: Backbone, label_names: list[str], dropout: float = 0.1, optim: OptimConfig | dict | None = None):
+        head = TokenClassificationHead(backbone.hidden_size, len(label_names), dropout)
+        super().__init__(backbone, head, label_names, optim)
+
+
+TASK_MODULES = {"classification": SequenceClassificationModule, "tagging": TokenClassificationModule}
