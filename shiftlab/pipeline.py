@@ -86,7 +86,11 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
         num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
     )
     log.info("pretraining %s with %s on %s", spec.name, "+".join(objectives), policy)
-    trainer = make_trainer(cfg, "pretrain", run_dir, max_steps=stage.max_steps, val_check_interval=stage.get("val_check_interval"))
+    # Pretraining is measured in steps, so validation is too: every `val_check_interval` steps,
+    # across epoch boundaries, and once more at the end.
+    every = stage.get("val_check_interval")
+    schedule = {"val_check_interval": every, "check_val_every_n_epoch": None} if every else {}
+    trainer = make_trainer(cfg, "pretrain", run_dir, max_steps=stage.max_steps, **schedule)
     trainer.fit(module, datamodule=data)
     results = trainer.validate(module, datamodule=data, verbose=False)
     _finish_loggers(trainer)
@@ -103,7 +107,7 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     module_cls = TASK_MODULES[data.family]
     module = module_cls(backbone, data.label_names, optim=OptimConfig(**stage.optim), **dict(task_cfg))
     log.info("fine-tuning on %s (%s, %d labels)", task, data.family, len(data.label_names))
-    trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps", -1))
+    trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps") or -1)
     trainer.fit(module, datamodule=data)
     results = {**_numbers(trainer.validate(module, datamodule=data, verbose=False)),
                **_numbers(trainer.test(module, datamodule=data, verbose=False))}
@@ -120,7 +124,7 @@ def majority_baseline(train_labels: list[int], eval_labels: list[int], split: st
 
 def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    kwargs.update({k: v for k, v in limits.items() if v is not None})
+    kwargs.update(limits)
     stage_dir = run_dir / stage
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg.get("run_name", "shiftlab"))
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, **kwargs)

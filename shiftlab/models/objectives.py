@@ -262,10 +262,14 @@ def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params
     if backbone.kind not in cls.KINDS:
         fitting = [n for n, c in OBJECTIVES.items() if backbone.kind in c.KINDS]
         raise ValueError(
-            f"objective {name!r} needs a {' or '.join(cls.KINDS)} backbone, but {backbone.name!r} is a "
-            f"{backbone.kind}; objectives for a {backbone.kind}: {', '.join(fitting)}"
+            f"objective {name!r} needs {' or '.join(_a(k) for k in cls.KINDS)} backbone, but {backbone.name!r} is "
+            f"{_a(backbone.kind)}; objectives for {_a(backbone.kind)}: {', '.join(fitting)}"
         )
     try:
         return cls(backbone, special, **params)
     except TypeError as error:
         raise ValueError(f"objective {name!r}: bad parameters {params}: {error}") from None
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"

@@ -1,0 +1,140 @@
+"""Every config in conf/ composes, and what it describes can be built.
+
+The option lists are read from the conf/ directory itself, so a new file is tested the day it
+is added.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from shiftlab.data import build_word_tokenizer
+from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
+from shiftlab.models.objectives import OBJECTIVES
+from shiftlab.pipeline import build_loggers
+from shiftlab.shifts import POLICIES, build_policy
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def compose_with(*overrides: str, hydra_config: bool = False):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=hydra_config)
+
+
+ALL = [(group, option) for group in GROUPS for option in options(group)]
+
+
+def test_groups_of_the_design_exist():
+    assert {"backbone", "data", "shift", "objective", "task", "trainer", "logger", "experiment"} <= set(GROUPS)
+    assert {"tiny_bert", "tiny_gpt2"} <= set(options("backbone"))
+    assert "quickstart" in options("experiment")
+
+
+@pytest.mark.parametrize("group,option", ALL, ids=[f"{g}={o}" for g, o in ALL])
+def test_every_config_composes_and_resolves(group, option):
+    cfg = compose_with(f"{group}={option}", hydra_config=True)
+    assert cfg.hydra.run.dir  # resolves outside a job too (the sweep subdir needs a job number)
+    del cfg.hydra
+    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+def test_default_is_the_quickstart():
+    cfg = compose_with()
+    assert cfg.backbone.name == "tiny_bert"
+    assert cfg.shift.name == "token_move"
+    assert cfg.objective.name == "token_restore"
+    assert set(cfg.task.tasks) == {"order", "entities"}
+
+
+@pytest.mark.parametrize("option", options("shift"))
+def test_shift_configs_build_their_policy(option):
+    cfg = compose_with(f"shift={option}")
+    assert cfg.shift.name == option
+    policy = build_policy(cfg.shift.name, **cfg.shift.params)
+    assert isinstance(policy, POLICIES[option])
+
+
+@pytest.fixture(scope="module")
+def tiny_backbones():
+    tokenizer = build_word_tokenizer(["a", "b", "c"])
+    built = {}
+    for option in options("backbone"):
+        spec = BackboneSpec(**OmegaConf.to_container(compose_with(f"backbone={option}").backbone, resolve=True))
+        built[spec.kind] = build_backbone(spec, tokenizer, with_lm_head=True)
+    return tokenizer, built
+
+
+@pytest.mark.parametrize("option", options("objective"))
+def test_objective_configs_build_on_a_backbone_that_fits(option, tiny_backbones):
+    tokenizer, backbones = tiny_backbones
+    cfg = compose_with(f"objective={option}")
+    assert cfg.objective.name == option
+    assert set(cfg.objective.weights) == set(cfg.objective.heads)
+    special = SpecialIds(pad=tokenizer.pad_token_id, sep=tokenizer.sep_token_id)
+    for head, params in cfg.objective.heads.items():
+        backbone = backbones["encoder" if "encoder" in OBJECTIVES[head].KINDS else "decoder"]
+        build_objective(head, backbone, special, **(params or {}))
+
+
+@pytest.mark.parametrize("option", options("backbone"))
+def test_backbone_configs_build(option):
+    spec = BackboneSpec(**OmegaConf.to_container(compose_with(f"backbone={option}").backbone, resolve=True))
+    tokenizer = build_word_tokenizer(["x", "y"])
+    backbone = build_backbone(spec, tokenizer, with_lm_head=False)
+    assert backbone.kind == spec.kind and backbone.hidden_size > 0
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_configs_instantiate(option):
+    cfg = compose_with(f"data={option}", "data.corpus.n_pretrain=10", "data.corpus.n_train=10")
+    corpus = instantiate(cfg.data.corpus)
+    assert corpus.texts("train") and corpus.tasks()
+
+
+@pytest.mark.parametrize("option", options("task"))
+def test_task_configs_name_tasks_of_the_default_corpus(option):
+    cfg = compose_with(f"task={option}", "data.corpus.n_pretrain=10")
+    corpus = instantiate(cfg.data.corpus)
+    assert set(cfg.task.tasks) <= set(corpus.tasks())
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_configs_are_trainer_arguments(option):
+    cfg = compose_with(f"trainer={option}")
+    accepted = set(inspect.signature(L.Trainer.__init__).parameters)
+    assert set(cfg.trainer) <= accepted
+    if cfg.trainer.accelerator == "cpu":
+        L.Trainer(**cfg.trainer, max_steps=1, logger=False)
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_configs_instantiate(option, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_with(f"logger={option}")
+    loggers = build_loggers(cfg.logger, "pretrain", tmp_path / "pretrain", "test-run")
+    assert len(loggers) == len(cfg.logger)
+
+
+def test_experiment_quickstart_sets_the_stages():
+    cfg = compose_with("experiment=quickstart")
+    assert cfg.pretrain.max_steps > 0 and cfg.finetune.max_epochs > 0
+
+
+def test_run_dirs_do_not_depend_on_the_working_directory_or_collide():
+    cfg = compose_with(hydra_config=True)
+    assert cfg.hydra.job.chdir is False
+    assert "%f" in OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
