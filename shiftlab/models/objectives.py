@@ -10,6 +10,7 @@ Positions that carry no target use ``-100``.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -63,7 +64,7 @@ def selected_cross_entropy(logits_of, features: torch.Tensor, targets: torch.Ten
     """
     selected = targets != IGNORE_INDEX
     if not bool(selected.any()):
-        zero = features.sum() * 0.0
+        zero = (features * 0.0).sum()  # not features.sum() * 0: masked scores would overflow to -inf
         return ObjectiveResult(zero, {})
     logits = logits_of(features[selected])
     wanted = targets[selected]
@@ -265,10 +266,13 @@ def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params
             f"objective {name!r} needs {' or '.join(_a(k) for k in cls.KINDS)} backbone, but {backbone.name!r} is "
             f"{_a(backbone.kind)}; objectives for {_a(backbone.kind)}: {', '.join(fitting)}"
         )
-    try:
-        return cls(backbone, special, **params)
-    except TypeError as error:
-        raise ValueError(f"objective {name!r}: bad parameters {params}: {error}") from None
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backbone", "special")]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"objective {name!r} got unknown parameter(s) {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}"
+        )
+    return cls(backbone, special, **params)
 
 
 def _a(word: str) -> str:

@@ -283,6 +283,17 @@ def test_loss_matches_hand_computation(name, policy):
     torch.testing.assert_close(result.loss, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_pointer_and_origin_targets_differ_on_the_test_batch():
+    """The batch's permutations are not involutions, so swapping the two targets would be caught."""
+    backbone = encoder_backbone().eval()
+    pointer = build_objective("pointer", backbone, SPECIAL).eval()
+    batch = make_batch("encoder")
+    with torch.no_grad():
+        loss, _ = run_objective(pointer, backbone, batch)
+        as_origin = expected_origin(pointer, backbone, batch)
+    assert not torch.allclose(loss.loss, as_origin)
+
+
 # ----------------------------------------------------------------------------- 2. clm == transformers' loss
 
 
@@ -361,6 +372,15 @@ def test_no_move_gives_a_differentiable_zero(name):
     for parameter_name, parameter in [*backbone.named_parameters(), *objective.named_parameters()]:
         if parameter.grad is not None:
             assert torch.isfinite(parameter.grad).all(), f"{name}: non-finite gradient on {parameter_name}"
+
+
+def test_nothing_moved_keeps_a_combined_loss_finite():
+    """A batch where nothing moved (identity control, or a low-rate policy on short rows) must not
+    turn the weighted total of several objectives into NaN."""
+    backbone = encoder_backbone()
+    objectives = {name: build_objective(name, backbone, SPECIAL) for name in ("pointer", "detect")}
+    total, logs = ShiftPretrainModule(backbone, objectives).compute_losses(make_batch("encoder", "identity"))
+    assert torch.isfinite(total), f"total loss {total.item()} (logs: {logs})"
 
 
 def test_detect_with_nothing_moved_still_has_a_loss():
