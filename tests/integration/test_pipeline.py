@@ -1,0 +1,131 @@
+"""The pipeline in-process on tiny settings: every objective trains on its backbone, the
+fine-tuned model starts from the pretrained weights, and Lightning's epochs reach the shifts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from shiftlab.data import Framing, ShiftPretrainDataModule, SyntheticCorpus, build_word_tokenizer
+from shiftlab.models import build_backbone
+from shiftlab.models.objectives import OBJECTIVES
+from shiftlab.pipeline import run
+from shiftlab.shifts import build_policy
+from shiftlab.tasks import ShiftPretrainModule
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+TINY = [
+    "data.corpus.n_pretrain=200",
+    "data.corpus.n_train=80",
+    "data.corpus.n_val=20",
+    "data.corpus.n_test=30",
+    "pretrain.max_steps=3",
+    "pretrain.val_check_interval=3",
+    "pretrain.batch_size=8",
+    "finetune.max_epochs=1",
+    "+finetune.max_steps=3",
+    "trainer.enable_progress_bar=false",
+    "logger=none",
+]
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=TINY + list(overrides))
+    width = "n_embd" if cfg.backbone.model_type == "gpt2" else "hidden_size"
+    cfg.backbone.config[width] = 32  # smaller still than the tiny configs: this only checks wiring
+    return cfg
+
+
+def tiny_gpt2_overrides():
+    return ["backbone=tiny_gpt2"]
+
+
+@pytest.mark.parametrize("objective", [o for o in OBJECTIVES])
+def test_every_objective_trains_a_few_steps_on_its_backbone(objective, tmp_path):
+    encoder = "encoder" in OBJECTIVES[objective].KINDS
+    backbone = [] if encoder else tiny_gpt2_overrides()
+    cfg = config(f"objective={objective}", "task=none", "shift=global_shuffle", *backbone)
+    metrics = run(cfg, tmp_path)
+    assert metrics[f"pretrain/val/{objective}_loss"] > 0
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+
+
+def test_finetuning_starts_from_the_pretrained_backbone(tmp_path, monkeypatch):
+    import shiftlab.pipeline as pipeline
+
+    loaded = {}
+    original = pipeline.build_backbone
+
+    def spy(spec, tokenizer, *, with_lm_head):
+        backbone = original(spec, tokenizer, with_lm_head=with_lm_head)
+        if not with_lm_head:
+            loaded["spec"] = spec
+            loaded["weights"] = {k: v.clone() for k, v in backbone.base.state_dict().items()}
+        return backbone
+
+    monkeypatch.setattr(pipeline, "build_backbone", spy)
+    metrics = run(config("task=order"), tmp_path)
+    assert "order/test/acc" in metrics
+    export = tmp_path / "pretrain" / "backbone"
+    assert loaded["spec"].name_or_path == str(export)
+    from transformers import AutoModelForMaskedLM
+
+    pretrained = AutoModelForMaskedLM.from_pretrained(str(export)).base_model.state_dict()
+    # Every weight of the fine-tuned encoder comes from the export; only BERT's pooler (unused by
+    # the heads, absent from a masked-LM model) is new.
+    assert {k for k in loaded["weights"] if not k.startswith("pooler.")} <= pretrained.keys()
+    assert any(k.startswith("encoder.") for k in loaded["weights"])
+    for name, value in loaded["weights"].items():
+        if name.startswith("pooler."):
+            continue
+        torch.testing.assert_close(value, pretrained[name], msg=name)
+
+
+def test_without_pretraining_the_backbone_is_built_fresh(tmp_path):
+    metrics = run(config("objective=none", "task=entities"), tmp_path)
+    assert not any(key.startswith("pretrain/") for key in metrics)
+    assert not (tmp_path / "pretrain").exists()
+    assert metrics["entities/test/majority_acc"] > 0
+
+
+class RecordShifts(L.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.seen.append((trainer.current_epoch, batch["sample_ids"].clone(), batch["source_index"].clone(),
+                          batch["original_ids"].clone(), batch["word_ids"].clone()))
+
+
+def test_lightning_epochs_reach_the_shifts(tmp_path):
+    corpus = SyntheticCorpus(n_pretrain=48, n_train=8, n_val=8, n_test=8)
+    tokenizer = build_word_tokenizer(corpus.vocabulary())
+    policy = build_policy("token_move", rate=0.4, max_distance=2, unit="word")
+    backbone = build_backbone({"name": "t", "kind": "encoder", "model_type": "bert", "config": {
+        "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}},
+        tokenizer, with_lm_head=True)
+    from shiftlab.models import SpecialIds, build_objective
+
+    objective = build_objective("detect", backbone, SpecialIds(pad=tokenizer.pad_token_id))
+    module = ShiftPretrainModule(backbone, {"detect": objective})
+    data = ShiftPretrainDataModule(corpus, tokenizer, Framing.for_backbone("encoder", tokenizer), policy,
+                                   seed=7, batch_size=16)
+    recorder = RecordShifts()
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, callbacks=[recorder], default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=data)
+    by_epoch = {}
+    for epoch, sample_ids, source_index, original, word_ids in recorder.seen:
+        expected = policy(original, special_mask=word_ids < 0, sample_ids=sample_ids, seed=7, epoch=epoch, word_ids=word_ids)
+        assert torch.equal(source_index, expected.source_index)  # the batch was shifted with this epoch's key
+        for s, row in zip(sample_ids.tolist(), source_index):
+            by_epoch.setdefault(epoch, {})[s] = row
+    assert sorted(by_epoch) == [0, 1, 2]
+    changed = sum(not torch.equal(by_epoch[0][s], by_epoch[1][s]) for s in by_epoch[0])
+    assert changed > len(by_epoch[0]) // 2
