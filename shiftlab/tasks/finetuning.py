@@ -7,7 +7,6 @@ and ``test/`` ``loss``, ``acc`` and ``f1_macro``.
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,18 +15,18 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
 
-from .optim import OptimConfig, configure_adamw
+from .base import SplitStepModule
+from .optim import OptimConfig
 
 IGNORE_INDEX = -100
 
 
-class _ClassificationModule(L.LightningModule):
+class _ClassificationModule(SplitStepModule):
     def __init__(self, backbone: Backbone, head: nn.Module, label_names: list[str], optim: OptimConfig | dict | None = None):
-        super().__init__()
+        super().__init__(optim)
         self.backbone = backbone
         self.head = head
         self.label_names = list(label_names)
-        self.optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**(optim or {}))
         num = len(self.label_names)
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_classes=num, average="micro", ignore_index=IGNORE_INDEX),
@@ -51,20 +50,8 @@ class _ClassificationModule(L.LightningModule):
         self.log_dict(metrics, batch_size=size, on_step=False, on_epoch=True, prog_bar=split == "val")
         return loss
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
     def predict_step(self, batch, batch_idx):
         return self(batch["input_ids"], batch["attention_mask"]).argmax(dim=-1)
-
-    def configure_optimizers(self):
-        return configure_adamw(self, self.optim, self.trainer.estimated_stepping_batches)
 
 
 class SequenceClassificationModule(_ClassificationModule):

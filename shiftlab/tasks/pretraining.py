@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import lightning as L
 import torch
 from torch import nn
 
 from shiftlab.models import Backbone, Objective
 
-from .optim import OptimConfig, configure_adamw
+from .base import SplitStepModule
+from .optim import OptimConfig
 
 
-class ShiftPretrainModule(L.LightningModule):
+class ShiftPretrainModule(SplitStepModule):
     """Runs the backbone once per distinct input an objective reads, then each objective's head.
 
     Logs ``{split}/loss`` (the weighted sum) and ``{split}/{objective}_loss`` /
@@ -20,7 +20,7 @@ class ShiftPretrainModule(L.LightningModule):
 
     def __init__(self, backbone: Backbone, objectives: dict[str, Objective], weights: dict[str, float] | None = None,
                  optim: OptimConfig | dict | None = None):
-        super().__init__()
+        super().__init__(optim)
         if not objectives:
             raise ValueError("shift pretraining needs at least one objective")
         self.backbone = backbone
@@ -30,7 +30,6 @@ class ShiftPretrainModule(L.LightningModule):
         if unknown:
             raise ValueError(f"objective weights name {', '.join(unknown)}, which are not among the objectives {', '.join(objectives)}")
         self.weights = {name: float(weights.get(name, 1.0)) for name in objectives}
-        self.optim = optim if isinstance(optim, OptimConfig) else OptimConfig(**(optim or {}))
 
     def compute_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hidden_by_input: dict[str, tuple[torch.Tensor, dict]] = {}
@@ -56,15 +55,3 @@ class ShiftPretrainModule(L.LightningModule):
         for key, value in logs.items():
             self.log(f"{split}/{key}", value, batch_size=size, on_step=False, on_epoch=True)
         return loss
-
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
-
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
-
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
-
-    def configure_optimizers(self):
-        return configure_adamw(self, self.optim, self.trainer.estimated_stepping_batches)
