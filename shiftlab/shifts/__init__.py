@@ -9,8 +9,10 @@ data-loader workers and outside any training framework.
 """
 
 from . import policies as _policies  # noqa: F401  (registers the policies)
-from .base import POLICIES, ShiftOutput, ShiftPolicy, build_policy, register_policy
+from .base import POLICIES, ShiftOutput, ShiftPolicy, Vocab, build_policy, register_policy
 from .teacher_forcing import shift_right
-from .units import UNITS
+from .units import UNITS, parse_unit
 
-__all__ = ["POLICIES", "ShiftOutput", "ShiftPolicy", "UNITS", "build_policy", "register_policy", "shift_right"]
+__all__ = [
+    "POLICIES", "UNITS", "ShiftOutput", "ShiftPolicy", "Vocab", "build_policy", "parse_unit", "register_policy", "shift_right",
+]

@@ -5,8 +5,8 @@ A policy maps ``input_ids[B, S]`` to a shifted batch of the same shape plus
 ``source_index[j]``) and ``moved_mask[B, S]`` (``source_index != j``). Every objective is
 derived from those tensors, so any policy composes with any objective.
 
-Subclasses only say how to permute *units* (see ``units.py``); the base class does the
-bookkeeping that every policy shares: validation, keyed randomness, the unit view, and
+Permuting policies only say how to permute *units* (see ``units.py``); the base class does
+the bookkeeping that every policy shares: validation, keyed randomness, the unit view, and
 turning a unit permutation into token positions.
 """
 
@@ -18,34 +18,82 @@ from dataclasses import dataclass
 import torch
 
 from . import rng
-from .units import UNITS, UnitView, build_units, unit_perm_to_source_index
+from .units import UNIT_KINDS, UnitView, build_units, parse_unit, unit_perm_to_source_index
 
 
 @dataclass(frozen=True)
 class ShiftOutput:
-    """The shifted batch. ``input_ids[b, j] == original[b, source_index[b, j]]``."""
+    """The shifted batch, always the same shape ``[B, S]`` as the input.
+
+    ``input_ids[b, j] == original[b, source_index[b, j]]`` wherever the token is an original
+    one: everywhere for the permuting policies; where ``replaced_mask`` is false for policies
+    that put new tokens in (``mask``, ``infill``); and within ``attention_mask`` for policies
+    that shorten the row (``delete``, ``infill``: the freed tail becomes padding).
+
+    Optional fields (``None`` when the policy does not use them):
+    replaced_mask[B, S]   the token at j is new (a mask or random token), not an original one
+    target_mask[B, S]     positions a prediction objective should score (``mask``: the selected 15 %,
+                          the 10 % kept unchanged included)
+    attention_mask[B, S]  the row's new extent, when the policy changed its length
+    restore_ids[B, S]     original ids, at original positions, of the tokens that are no longer in
+                          the output (deleted, or inside an infilled span); -100 elsewhere. With
+                          ``source_index`` they restore the original exactly.
+    """
 
     input_ids: torch.Tensor
     source_index: torch.Tensor
     moved_mask: torch.Tensor
+    replaced_mask: torch.Tensor | None = None
+    target_mask: torch.Tensor | None = None
+    attention_mask: torch.Tensor | None = None
+    restore_ids: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """What policies that insert tokens need to know about the tokenizer."""
+
+    size: int
+    pad_id: int
+    mask_id: int | None = None
+    special_ids: tuple[int, ...] = ()
+
+    def random_ids(self, uniform: torch.Tensor) -> torch.Tensor:
+        """Map uniforms in [0, 1) to ids drawn uniformly from the non-special vocabulary."""
+        special = torch.tensor(sorted(set(self.special_ids)), dtype=torch.long)
+        allowed = torch.ones(self.size, dtype=torch.bool)
+        allowed[special[(special >= 0) & (special < self.size)]] = False
+        choices = torch.nonzero(allowed).squeeze(1).to(uniform.device)
+        pick = (uniform * len(choices)).long().clamp(max=len(choices) - 1)
+        return choices[pick]
 
 
 class ShiftPolicy:
-    """Base class. Subclasses implement :meth:`unit_permutation`.
+    """Base class. Permuting policies implement :meth:`unit_permutation`; policies that replace,
+    delete or insert tokens override :meth:`apply`.
 
-    ``unit`` names what moves: ``token`` (sub-word) or ``word`` (all sub-words of a word,
-    together and in order). ``SUPPORTED_UNITS`` lists the units a policy accepts.
+    ``unit`` names what moves: ``token`` (sub-word), ``word`` (all sub-words of a word, together
+    and in order), ``ngram<n>`` (n consecutive words), ``sentence``. ``SUPPORTED_UNITS`` lists the
+    unit kinds a policy accepts.
     """
 
     name: str = "?"
-    SUPPORTED_UNITS: tuple[str, ...] = UNITS
+    SUPPORTED_UNITS: tuple[str, ...] = UNIT_KINDS
+    NEEDS_VOCAB: bool = False
 
     def __init__(self, unit: str = "token"):
-        if unit not in self.SUPPORTED_UNITS:
+        kind, _ = parse_unit(unit)
+        if kind not in self.SUPPORTED_UNITS:
             raise ValueError(
                 f"policy {self.name!r} does not support unit={unit!r}; supported: {', '.join(self.SUPPORTED_UNITS)}"
             )
         self.unit = unit
+        self.vocab: Vocab | None = None
+
+    def bind_vocab(self, vocab: Vocab) -> "ShiftPolicy":
+        """Give the policy the tokenizer facts it needs (mask id, vocabulary size, specials)."""
+        self.vocab = vocab
+        return self
 
     def unit_permutation(self, units: UnitView, keys: torch.Tensor) -> torch.Tensor:
         """Return ``perm[B, U]``: new unit position ``k`` holds old unit ``perm[b, k]``.
@@ -54,6 +102,16 @@ class ShiftPolicy:
         ``keys[B]`` are the per-row random keys for :mod:`shiftlab.shifts.rng`.
         """
         raise NotImplementedError
+
+    def apply(self, input_ids: torch.Tensor, special_mask: torch.Tensor, keys: torch.Tensor,
+              word_ids: torch.Tensor | None, sentence_ids: torch.Tensor | None) -> ShiftOutput:
+        """The shift itself, after validation and key derivation. Default: permute units."""
+        units = build_units(special_mask, self.unit, word_ids, sentence_ids)
+        perm = self.unit_permutation(units, keys)
+        source_index = unit_perm_to_source_index(units, perm, input_ids.shape[1])
+        shifted = torch.gather(input_ids, 1, source_index)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        return ShiftOutput(shifted, source_index, source_index != positions)
 
     def __call__(
         self,
@@ -65,28 +123,27 @@ class ShiftPolicy:
         epoch: int,
         view: int | torch.Tensor = 0,
         word_ids: torch.Tensor | None = None,
+        sentence_ids: torch.Tensor | None = None,
     ) -> ShiftOutput:
-        _check_inputs(input_ids, special_mask, sample_ids, word_ids)
+        _check_inputs(input_ids, special_mask, sample_ids, word_ids, sentence_ids)
+        if self.NEEDS_VOCAB and self.vocab is None:
+            raise ValueError(f"policy {self.name!r} inserts tokens: call bind_vocab(Vocab(...)) first")
         keys = rng.row_keys(seed, epoch, sample_ids, view).to(input_ids.device)
-        units = build_units(special_mask.to(torch.bool), self.unit, word_ids)
-        perm = self.unit_permutation(units, keys)
-        source_index = unit_perm_to_source_index(units, perm, input_ids.shape[1])
-        shifted = torch.gather(input_ids, 1, source_index)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
-        return ShiftOutput(shifted, source_index, source_index != positions)
+        return self.apply(input_ids, special_mask.to(torch.bool), keys, word_ids, sentence_ids)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "vocab")
         return f"{type(self).__name__}({params})"
 
 
-def _check_inputs(input_ids, special_mask, sample_ids, word_ids) -> None:
+def _check_inputs(input_ids, special_mask, sample_ids, word_ids, sentence_ids) -> None:
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
     if special_mask.shape != input_ids.shape:
         raise ValueError(f"special_mask shape {tuple(special_mask.shape)} != input_ids shape {tuple(input_ids.shape)}")
-    if word_ids is not None and word_ids.shape != input_ids.shape:
-        raise ValueError(f"word_ids shape {tuple(word_ids.shape)} != input_ids shape {tuple(input_ids.shape)}")
+    for name, ids in (("word_ids", word_ids), ("sentence_ids", sentence_ids)):
+        if ids is not None and ids.shape != input_ids.shape:
+            raise ValueError(f"{name} shape {tuple(ids.shape)} != input_ids shape {tuple(input_ids.shape)}")
     if torch.as_tensor(sample_ids).numel() != input_ids.shape[0]:
         raise ValueError(f"sample_ids needs one id per row ({input_ids.shape[0]}), got {torch.as_tensor(sample_ids).numel()}")
 

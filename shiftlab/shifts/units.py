@@ -1,4 +1,4 @@
-"""Units: the things a policy moves (sub-word tokens or whole words), as a compact view of a batch.
+"""Units: the things a policy moves (tokens, words, n-grams of words, sentences), as a compact view of a batch.
 
 A policy never works on raw positions. It works on the *units* of the movable (non-special,
 non-padding) positions of each row, compacted to the left: unit ``u`` of row ``b`` is the
@@ -10,11 +10,23 @@ and padding cannot move by construction.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 
-UNITS = ("token", "word")
+UNITS = ("token", "word", "ngram<n>", "sentence")
+UNIT_KINDS = ("token", "word", "ngram", "sentence")
+
+
+def parse_unit(unit: str) -> tuple[str, int]:
+    """``token``, ``word``, ``sentence`` or ``ngram<n>`` (``ngram2``: consecutive word pairs) -> (kind, n)."""
+    if unit in ("token", "word", "sentence"):
+        return unit, 1
+    match = re.fullmatch(r"ngram\(?(\d+)\)?", str(unit))
+    if match and int(match.group(1)) >= 1:
+        return "ngram", int(match.group(1))
+    raise ValueError(f"unknown unit {unit!r}; valid units: token, word, ngram<n> (e.g. ngram2), sentence")
 
 
 @dataclass(frozen=True)
@@ -42,10 +54,14 @@ class UnitView:
         return u.unsqueeze(0) < self.n_units.unsqueeze(1)
 
 
-def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | None) -> UnitView:
-    """Compact the movable tokens of each row and group them into units."""
-    if unit not in UNITS:
-        raise ValueError(f"unknown unit {unit!r}; valid units: {', '.join(UNITS)}")
+def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | None = None,
+                sentence_ids: torch.Tensor | None = None) -> UnitView:
+    """Compact the movable tokens of each row and group them into units.
+
+    ``word`` and ``ngram<n>`` units come from ``word_ids``, ``sentence`` units from
+    ``sentence_ids`` (both -1 outside words / sentences; such tokens are units of their own).
+    """
+    kind, n = parse_unit(unit)
     batch, seq = special_mask.shape
     movable = ~special_mask
     # Stable sort puts the movable positions first, in their original order.
@@ -54,20 +70,31 @@ def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | 
     slot = torch.arange(seq, device=special_mask.device).unsqueeze(0)
     slot_valid = slot < n_tokens.unsqueeze(1)
 
-    if unit == "token":
+    if kind == "token":
         return UnitView(slot_pos, n_tokens, slot.expand(batch, seq), slot_valid.long(), n_tokens, True)
 
-    if word_ids is None:
-        raise ValueError("unit='word' needs word_ids (the tokenizer's word index of each token, -1 outside words)")
-    compact_words = torch.gather(word_ids.to(torch.int64), 1, slot_pos)
-    previous = torch.cat([torch.full_like(compact_words[:, :1], -2), compact_words[:, :-1]], dim=1)
-    # A unit starts where the word id changes; tokens outside words (-1) are units of their own;
-    # a special token between two pieces of a word (it cannot happen with real tokenizers) splits it.
+    group_ids, what = (sentence_ids, "sentence_ids") if kind == "sentence" else (word_ids, "word_ids")
+    if group_ids is None:
+        raise ValueError(f"unit={unit!r} needs {what} (the index of each token's {what[:-4]}, -1 outside)")
+    starts = _run_starts(torch.gather(group_ids.to(torch.int64), 1, slot_pos), slot_pos) & slot_valid
+    if kind == "ngram":
+        word_index = torch.cumsum(starts.long(), dim=1) - 1
+        starts &= word_index % n == 0
+    return _view_from_starts(slot_pos, n_tokens, starts)
+
+
+def _run_starts(compact_ids: torch.Tensor, slot_pos: torch.Tensor) -> torch.Tensor:
+    """Where a unit starts: the group id changes, the token is outside any group (-1), or a
+    special token sits between two pieces of a group (it cannot happen with real tokenizers)."""
+    previous = torch.cat([torch.full_like(compact_ids[:, :1], -2), compact_ids[:, :-1]], dim=1)
     prev_pos = torch.cat([torch.full_like(slot_pos[:, :1], -2), slot_pos[:, :-1]], dim=1)
-    starts = (compact_words != previous) | (compact_words < 0) | (slot_pos != prev_pos + 1)
-    starts &= slot_valid
+    return (compact_ids != previous) | (compact_ids < 0) | (slot_pos != prev_pos + 1)
+
+
+def _view_from_starts(slot_pos: torch.Tensor, n_tokens: torch.Tensor, starts: torch.Tensor) -> UnitView:
+    slot = torch.arange(starts.shape[1], device=starts.device).unsqueeze(0)
     n_units = starts.sum(dim=1)
-    # Unit u starts at the u-th start flag: the same stable-sort compaction as above.
+    # Unit u starts at the u-th start flag: the same stable-sort compaction as for slots.
     unit_start = torch.argsort((~starts).to(torch.int8), dim=1, stable=True)
     unit_valid = slot < n_units.unsqueeze(1)
     next_start = torch.cat([unit_start[:, 1:], torch.zeros_like(unit_start[:, :1])], dim=1)

@@ -201,7 +201,25 @@ def test_bad_parameters_fail():
     with pytest.raises(ValueError, match="rate"):
         build_policy("token_move", rate=1.5)
     with pytest.raises(ValueError, match="unit"):
-        build_policy("rotate", unit="sentence")
+        build_policy("rotate", unit="paragraph")
     ids, special, _ = make_batch()
     with pytest.raises(ValueError, match="word_ids"):
         run(build_policy("rotate", unit="word"), ids, special, None)
+
+
+def test_ngram_and_sentence_units_group_words_and_sentences():
+    ids = torch.arange(10, 20).unsqueeze(0)
+    special = torch.zeros(1, 10, dtype=torch.bool)
+    special[0, 0] = special[0, 9] = True
+    word_ids = torch.tensor([[-1, 0, 0, 1, 2, 3, 3, 4, 5, -1]])
+    sentence_ids = torch.tensor([[-1, 0, 0, 0, 0, 1, 1, 1, 1, -1]])
+    bigrams = build_policy("rotate", unit="ngram2")(ids, special_mask=special, sample_ids=torch.tensor([0]), seed=0,
+                                                   epoch=0, word_ids=word_ids)
+    # bigram units: (w0 w1) = positions 1-3, (w2 w3) = 4-6, (w4 w5) = 7-8; rotated as blocks
+    rows = bigrams.source_index[0, 1:9].tolist()
+    assert rows in ([4, 5, 6, 7, 8, 1, 2, 3], [7, 8, 1, 2, 3, 4, 5, 6])
+    sentences = build_policy("rotate", unit="sentence")(ids, special_mask=special, sample_ids=torch.tensor([0]), seed=0,
+                                                        epoch=0, sentence_ids=sentence_ids)
+    assert sentences.source_index[0].tolist() == [0, 5, 6, 7, 8, 1, 2, 3, 4, 9]
+    with pytest.raises(ValueError, match="sentence_ids"):
+        build_policy("rotate", unit="sentence")(ids, special_mask=special, sample_ids=torch.tensor([0]), seed=0, epoch=0)
