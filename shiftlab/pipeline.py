@@ -84,6 +84,7 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
     data = ShiftPretrainDataModule(
         corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=stage.batch_size,
         num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
+        sentences_per_sample=cfg.data.get("sentences_per_sample", 1),
     )
     log.info("pretraining %s with %s on %s", spec.name, "+".join(objectives), policy)
     # Pretraining is measured in steps, so validation is too: every `val_check_interval` steps,

@@ -47,6 +47,8 @@ class EncodedDataset(Dataset):
             "input_ids": self.encoded.input_ids[index],
             "word_ids": self.encoded.word_ids[index],
         }
+        if self.encoded.sentence_ids is not None:
+            item["sentence_ids"] = self.encoded.sentence_ids[index]
         if self.labels is not None:
             item["label"] = self.labels[index]
         if self.token_labels is not None:
@@ -69,15 +71,19 @@ def _pad_common(items, pad_id: int) -> dict[str, torch.Tensor]:
     word_ids = pad_stack([it["word_ids"] for it in items], -1)
     lengths = torch.tensor([len(it["input_ids"]) for it in items])
     attention_mask = (torch.arange(input_ids.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)).long()
-    return {"input_ids": input_ids, "word_ids": word_ids, "attention_mask": attention_mask}
+    batch = {"input_ids": input_ids, "word_ids": word_ids, "attention_mask": attention_mask}
+    if "sentence_ids" in items[0]:
+        batch["sentence_ids"] = pad_stack([it["sentence_ids"] for it in items], -1)
+    return batch
 
 
 class ShiftCollator:
     """Pad a batch and apply a shift policy, ``views`` times per sample.
 
-    Output keys: ``input_ids`` (shifted), ``original_ids``, ``attention_mask``, ``special_mask``
-    (framing tokens and padding: they never move), ``source_index``, ``moved_mask``,
-    ``word_ids``, ``sample_ids``, ``views``. With ``views=K`` the batch holds K consecutive rows
+    Output keys: ``input_ids`` (shifted), ``original_ids``, ``attention_mask`` (of the shifted
+    rows), ``original_attention_mask``, ``special_mask`` (framing and padding of the shifted
+    rows), ``source_index``, ``moved_mask``, ``replaced_mask`` and ``target_mask`` (all false for
+    permuting policies), ``word_ids`` (of the original), ``sample_ids``, ``views``. With ``views=K`` the batch holds K consecutive rows
     per sample, view ``0..K-1``.
     """
 
@@ -110,14 +116,24 @@ class ShiftCollator:
             epoch=epochs.pop(),
             view=views,
             word_ids=batch["word_ids"],
+            sentence_ids=batch.get("sentence_ids"),
         )
+        source = out.source_index
+        attention = torch.gather(batch["attention_mask"], 1, source)
+        if out.attention_mask is not None:  # a policy that shortened rows: its freed tail is padding
+            attention = attention * out.attention_mask.long()
+        nothing = torch.zeros_like(special_mask)
         return {
             "input_ids": out.input_ids,
             "original_ids": batch["input_ids"],
-            "attention_mask": batch["attention_mask"],
-            "special_mask": special_mask,
-            "source_index": out.source_index,
-            "moved_mask": out.moved_mask,
+            "attention_mask": attention,
+            "original_attention_mask": batch["attention_mask"],
+            # framing and padding of the *shifted* rows (length-changing policies move them)
+            "special_mask": torch.gather(special_mask, 1, source) | (attention == 0),
+            "source_index": source,
+            "moved_mask": out.moved_mask & (attention == 1),
+            "replaced_mask": out.replaced_mask if out.replaced_mask is not None else nothing,
+            "target_mask": out.target_mask if out.target_mask is not None else nothing,
             "word_ids": batch["word_ids"],
             "sample_ids": sample_ids,
             "views": views,

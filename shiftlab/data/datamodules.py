@@ -5,12 +5,12 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
-from shiftlab.shifts import ShiftPolicy
+from shiftlab.shifts import ShiftPolicy, Vocab
 
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
 from .corpus import Corpus
 from .sampling import EpochIndexSampler
-from .tokenization import Framing, encode_words
+from .tokenization import Framing, encode_documents, encode_words
 
 
 class _SplitsDataModule(L.LightningDataModule):
@@ -42,21 +42,31 @@ class ShiftPretrainDataModule(_SplitsDataModule):
     """Raw text for shift pretraining.
 
     ``views=K`` gives K shifted views of each sample per batch; ``dynamic=False`` keeps the
-    draw of epoch 0 for every epoch (a static corpus of shifted text).
+    draw of epoch 0 for every epoch (a static corpus of shifted text). ``sentences_per_sample=k``
+    packs k consecutive sentences into one sample, with sentence ids for ``unit=sentence``.
     """
 
     def __init__(self, corpus: Corpus, tokenizer, framing: Framing, policy: ShiftPolicy, *, seed: int,
                  batch_size: int = 32, num_workers: int = 0, max_length: int = 128, views: int = 1,
-                 dynamic: bool = True, eval_batch_size: int | None = None):
+                 dynamic: bool = True, sentences_per_sample: int = 1, eval_batch_size: int | None = None):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size)
         self.corpus, self.tokenizer, self.framing, self.policy = corpus, tokenizer, framing, policy
         self.max_length, self.views, self.dynamic = int(max_length), int(views), bool(dynamic)
+        if int(sentences_per_sample) < 1:
+            raise ValueError(f"sentences_per_sample must be >= 1, got {sentences_per_sample}")
+        self.sentences_per_sample = int(sentences_per_sample)
+        if policy.NEEDS_VOCAB:
+            policy.bind_vocab(Vocab(size=len(tokenizer), pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
+                                    special_ids=tuple(tokenizer.all_special_ids)))
         self.collator = ShiftCollator(policy, seed=seed, pad_id=tokenizer.pad_token_id, views=views)
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.datasets:
-                encoded = encode_words(self.tokenizer, self.corpus.texts(split), self.framing, self.max_length)
+                texts = self.corpus.texts(split)
+                k = self.sentences_per_sample
+                documents = [texts[i : i + k] for i in range(0, len(texts), k)]
+                encoded = encode_documents(self.tokenizer, documents, self.framing, self.max_length)
                 self.datasets[split] = EncodedDataset(encoded)
 
     def train_dataloader(self):

@@ -60,6 +60,7 @@ class Encoded:
     input_ids: list[torch.Tensor]
     word_ids: list[torch.Tensor]
     word_starts: list[torch.Tensor]  # token index of each word's first sub-word, per example
+    sentence_ids: list[torch.Tensor] | None = None  # per token, the sentence it belongs to (-1 on framing)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -88,3 +89,16 @@ def encode_words(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing
         starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
         starts_out.append(torch.tensor(starts, dtype=torch.long))
     return Encoded(ids_out, words_out, starts_out)
+
+
+def encode_documents(tokenizer, documents: Sequence[Sequence[Sequence[str]]], framing: Framing, max_length: int) -> Encoded:
+    """Like :func:`encode_words` for multi-sentence samples: also records each token's sentence
+    index, so ``unit=sentence`` policies (``sentence_permute``) can move whole sentences."""
+    flat = [[word for sentence in doc for word in sentence] for doc in documents]
+    encoded = encode_words(tokenizer, flat, framing, max_length)
+    sentence_ids = []
+    for doc, word_ids in zip(documents, encoded.word_ids):
+        sentence_of_word = torch.tensor([i for i, sentence in enumerate(doc) for _ in sentence] + [-1], dtype=torch.long)
+        sentence_ids.append(torch.where(word_ids >= 0, sentence_of_word[word_ids], -1))
+    encoded.sentence_ids = sentence_ids
+    return encoded

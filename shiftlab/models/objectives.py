@@ -48,8 +48,9 @@ class Objective(nn.Module):
 
     def model_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
         """The ``input_ids``/``attention_mask`` the backbone reads for this objective."""
-        ids = batch["input_ids"] if self.reads == "shifted" else batch["original_ids"]
-        return {"input_ids": ids, "attention_mask": batch["attention_mask"]}
+        if self.reads == "shifted":
+            return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        return {"input_ids": batch["original_ids"], "attention_mask": _original_attention(batch)}
 
     def forward(self, hidden: torch.Tensor, batch: dict, inputs: dict, backbone: Backbone) -> ObjectiveResult:
         raise NotImplementedError
@@ -73,6 +74,10 @@ def selected_cross_entropy(logits_of, features: torch.Tensor, targets: torch.Ten
     return ObjectiveResult(loss, {"acc": accuracy.detach()})
 
 
+def _original_attention(batch: dict) -> torch.Tensor:
+    return batch.get("original_attention_mask", batch["attention_mask"])
+
+
 def content_mask(batch: dict) -> torch.Tensor:
     """Positions that hold real, movable tokens (not framing, not padding)."""
     return ~batch["special_mask"] & batch["attention_mask"].bool()
@@ -88,6 +93,16 @@ class TokenRestore(Objective):
         moved = batch["moved_mask"] & content_mask(batch)
         targets = torch.where(moved, batch["original_ids"], IGNORE_INDEX)
         return selected_cross_entropy(backbone.vocab_logits, hidden, targets)
+
+
+class MaskedLM(Objective):
+    """``mlm``: predict the original token at every position the policy marked as a target
+    (with ``shift=mask``: BERT's 15 %, the 10 % kept unchanged included)."""
+
+    def forward(self, hidden, batch, inputs, backbone):
+        wanted = batch["target_mask"] & content_mask(batch)
+        original_here = torch.gather(batch["original_ids"], 1, batch["source_index"])
+        return selected_cross_entropy(backbone.vocab_logits, hidden, torch.where(wanted, original_here, IGNORE_INDEX))
 
 
 class PositionScorer(nn.Module):
@@ -122,7 +137,10 @@ class _PositionObjective(Objective):
         candidates = content_mask(batch)
         scores = self.scorer(hidden)
         scores = scores.masked_fill(~candidates.unsqueeze(1), torch.finfo(scores.dtype).min)
-        targets = torch.where(batch["moved_mask"] & candidates, self.targets(batch), IGNORE_INDEX)
+        targets = self.targets(batch)
+        # A target must be a position of the shifted row (length-changing policies free a tail).
+        reachable = torch.gather(candidates, 1, targets)
+        targets = torch.where(batch["moved_mask"] & candidates & reachable, targets, IGNORE_INDEX)
         return selected_cross_entropy(lambda rows: rows, scores, targets)
 
 
@@ -158,15 +176,37 @@ class Offset(Objective):
 
 
 class Detect(Objective):
-    """Was the token at ``j`` moved? Binary head, CE over every content token."""
+    """Was the token at ``j`` moved? CE over every content token.
+
+    ``classes=2``: original / moved. ``classes=3``: original / moved / replaced (a new token
+    put in by ``mask``, ``infill`` or a composed chain: ELECTRA-style replaced-token detection).
+    """
+
+    def __init__(self, backbone, special, classes: int = 2):
+        super().__init__(backbone, special)
+        if classes not in (2, 3):
+            raise ValueError(f"{self.name}: classes must be 2 (original/moved) or 3 (original/moved/replaced), got {classes}")
+        self.classes = int(classes)
+        self.head = nn.Linear(backbone.hidden_size, self.classes)
+
+    def forward(self, hidden, batch, inputs, backbone):
+        label = batch["moved_mask"].long()
+        if self.classes == 3:
+            label = torch.where(batch["replaced_mask"], 2, label)
+        targets = torch.where(content_mask(batch), label, IGNORE_INDEX)
+        return selected_cross_entropy(self.head, hidden, targets)
+
+
+class SequenceOrder(Objective):
+    """``seq_order``: was this sequence shifted at all? A head on the first token (``[CLS]``)."""
 
     def __init__(self, backbone, special):
         super().__init__(backbone, special)
         self.head = nn.Linear(backbone.hidden_size, 2)
 
     def forward(self, hidden, batch, inputs, backbone):
-        targets = torch.where(content_mask(batch), batch["moved_mask"].long(), IGNORE_INDEX)
-        return selected_cross_entropy(self.head, hidden, targets)
+        changed = (batch["moved_mask"] | batch["replaced_mask"]).any(dim=1).long()
+        return selected_cross_entropy(self.head, hidden[:, 0], changed)
 
 
 # ----------------------------------------------------------------------------- decoder objectives
@@ -208,9 +248,11 @@ class Deshuffle(Objective):
         self.max_positions = backbone.max_positions
 
     def model_inputs(self, batch):
-        shifted, original, mask = batch["input_ids"], batch["original_ids"], batch["attention_mask"]
-        lengths = mask.sum(dim=1, keepdim=True)
-        total = 2 * int(lengths.max()) + 1
+        shifted, original = batch["input_ids"], batch["original_ids"]
+        lengths = batch["attention_mask"].sum(dim=1, keepdim=True)  # of x'
+        original_lengths = _original_attention(batch).sum(dim=1, keepdim=True)  # of x
+        end = lengths + original_lengths  # position of the last token of x
+        total = int(end.max()) + 1
         if self.max_positions is not None and total > self.max_positions:
             raise ValueError(
                 f"deshuffle doubles the sequence: {total} positions needed, the backbone has {self.max_positions}; "
@@ -219,14 +261,14 @@ class Deshuffle(Objective):
         seq = shifted.shape[1]
         p = torch.arange(total, device=shifted.device).unsqueeze(0)
         first = p < lengths
-        second = (p > lengths) & (p <= 2 * lengths)
+        second = (p > lengths) & (p <= end)
         from_shifted = torch.gather(shifted, 1, p.clamp(max=seq - 1).expand(shifted.shape[0], -1))
         from_original = torch.gather(original, 1, (p - lengths - 1).clamp(0, seq - 1))
         ids = torch.where(first, from_shifted, torch.where(second, from_original, self.special.pad))
         ids = torch.where(p == lengths, self.special.sep, ids)
         return {
             "input_ids": ids,
-            "attention_mask": (p <= 2 * lengths).long(),
+            "attention_mask": (p <= end).long(),
             "labels": torch.where(second, ids, IGNORE_INDEX),
         }
 
@@ -241,11 +283,13 @@ class CausalDetect(Detect):
 
 
 OBJECTIVES: dict[str, type[Objective]] = {
+    "mlm": MaskedLM,
     "token_restore": TokenRestore,
     "pointer": Pointer,
     "origin": Origin,
     "offset": Offset,
     "detect": Detect,
+    "seq_order": SequenceOrder,
     "clm": CausalLM,
     "clm_shifted": CausalLMShifted,
     "deshuffle": Deshuffle,

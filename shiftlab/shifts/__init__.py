@@ -8,6 +8,7 @@ data-loader workers and outside any training framework.
     out = policy(input_ids, special_mask=special, sample_ids=ids, seed=0, epoch=0)
 """
 
+from . import noise as _noise  # noqa: F401  (registers mask, delete, infill, compose)
 from . import policies as _policies  # noqa: F401  (registers the policies)
 from .base import POLICIES, ShiftOutput, ShiftPolicy, Vocab, build_policy, register_policy
 from .teacher_forcing import shift_right

@@ -79,3 +79,8 @@ def randint(keys: torch.Tensor, stream: int, positions: torch.Tensor | int, high
     u = uniform(keys, stream, positions)
     high = torch.as_tensor(high, dtype=torch.int64)
     return torch.minimum((u * high.to(torch.float64)).to(torch.int64), (high - 1).clamp(min=0))
+
+
+def derive(keys: torch.Tensor, salt: int) -> torch.Tensor:
+    """New independent row keys from existing ones (e.g. one per step of a composed policy)."""
+    return _absorb(keys, 0x5EED0000 + int(salt))

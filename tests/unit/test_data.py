@@ -162,3 +162,38 @@ def test_unknown_task_and_label_fail_clearly(corpus, tokenizer):
     dm.label_names = ["agent_person"]  # as if the training split had only one label
     with pytest.raises(ValueError, match="agent_org"):
         dm.setup()
+
+
+def test_packed_sentences_carry_sentence_ids_to_the_policy(corpus, tokenizer):
+    dm = pretrain_module(corpus, tokenizer, sentences_per_sample=3, max_length=80,
+                         policy=build_policy("rotate", unit="sentence"))
+    assert len(dm.datasets["train"]) == len(corpus.texts("train")) // 3 + (len(corpus.texts("train")) % 3 > 0)
+    batch = epoch_batches(dm, 0, limit=1)[0]
+    first = corpus.texts("train")[0] + corpus.texts("train")[1] + corpus.texts("train")[2]
+    # sample 0 is sentences 0-2 of the corpus; find its row
+    row = (batch["sample_ids"] == 0).nonzero()
+    if len(row):
+        r = int(row[0])
+        tokens = tokenizer.convert_ids_to_tokens(batch["original_ids"][r, 1 : 1 + len(first)].tolist())
+        assert tokens == first
+    # whole sentences moved: within each row, the shifted content is a rotation of the sentences
+    for r in range(batch["input_ids"].shape[0]):
+        length = int(batch["attention_mask"][r].sum())
+        src = batch["source_index"][r, 1 : length - 1].tolist()
+        breaks = sum(1 for a, b in zip(src, src[1:]) if b != a + 1)
+        assert breaks <= 2  # a rotation of contiguous sentences has at most two seams
+    assert batch["moved_mask"].any()
+
+
+def test_length_changing_policy_batches_mark_the_freed_tail(corpus, tokenizer):
+    from shiftlab.shifts import POLICIES
+
+    assert "delete" in POLICIES
+    dm = pretrain_module(corpus, tokenizer, policy=build_policy("delete", rate=0.3))
+    batch = epoch_batches(dm, 0, limit=1)[0]
+    shorter = batch["attention_mask"].sum(1) < batch["original_attention_mask"].sum(1)
+    assert shorter.any()
+    assert (batch["input_ids"][batch["attention_mask"] == 0] == tokenizer.pad_token_id).all()
+    assert batch["special_mask"][batch["attention_mask"] == 0].all()
+    ends = batch["attention_mask"].sum(1) - 1
+    assert (batch["input_ids"][torch.arange(len(ends)), ends] == tokenizer.sep_token_id).all()  # [SEP] closed up

@@ -17,7 +17,7 @@ import torch
 from shiftlab.data.collate import ShiftCollator
 from shiftlab.data.tokenization import Framing, build_word_tokenizer
 from shiftlab.models import OBJECTIVES, SpecialIds, build_backbone, build_objective
-from shiftlab.shifts import build_policy
+from shiftlab.shifts import Vocab, build_policy
 from shiftlab.tasks.pretraining import ShiftPretrainModule
 
 WORDS = (
@@ -33,6 +33,7 @@ MAX_POSITIONS = 64
 ENCODER_OBJECTIVES = [n for n, c in OBJECTIVES.items() if "encoder" in c.KINDS]
 DECODER_OBJECTIVES = [n for n, c in OBJECTIVES.items() if "decoder" in c.KINDS]
 POLICIES = {
+    "mask": ("mask", {"rate": 0.4}),
     "global_shuffle": ("global_shuffle", {}),
     "token_move": ("token_move", {"rate": 0.5, "max_distance": 3}),
 }
@@ -90,10 +91,17 @@ def make_items(kind: str, sentences=SENTENCES):
 
 def make_batch(kind: str, policy: str = "global_shuffle", sentences=SENTENCES) -> dict:
     name, params = POLICIES.get(policy, (policy, {}))
-    collate = ShiftCollator(build_policy(name, **params), seed=0, pad_id=TOKENIZER.pad_token_id)
+    shift = build_policy(name, **params)
+    if shift.NEEDS_VOCAB:
+        shift.bind_vocab(Vocab(size=len(TOKENIZER), pad_id=TOKENIZER.pad_token_id, mask_id=TOKENIZER.mask_token_id,
+                               special_ids=tuple(TOKENIZER.all_special_ids)))
+    collate = ShiftCollator(shift, seed=0, pad_id=TOKENIZER.pad_token_id)
     batch = collate(make_items(kind, sentences))
-    # The policy contract the hand computations rely on: shifted[j] == original[source_index[j]].
-    assert torch.equal(batch["input_ids"], torch.gather(batch["original_ids"], 1, batch["source_index"]))
+    # The policy contract the hand computations rely on: shifted[j] == original[source_index[j]]
+    # wherever the token is an original one.
+    original = torch.gather(batch["original_ids"], 1, batch["source_index"])
+    kept = ~batch["replaced_mask"]
+    assert torch.equal(batch["input_ids"][kept], original[kept])
     return batch
 
 
@@ -245,7 +253,39 @@ def expected_deshuffle(objective, backbone, batch):
     return mean_nll(next_token_examples(backbone, rows, scored))
 
 
+def expected_mlm(objective, backbone, batch):
+    hidden = hidden_of(backbone, batch["input_ids"], batch["attention_mask"])
+    examples = []
+    for b in range(len(SENTENCES)):
+        for j in content_positions(b):
+            if batch["target_mask"][b, j]:
+                source = int(batch["source_index"][b, j])
+                examples.append((backbone.vocab_logits(hidden[b, j]), int(batch["original_ids"][b, source])))
+    return mean_nll(examples)
+
+
+def expected_seq_order(objective, backbone, batch):
+    hidden = hidden_of(backbone, batch["input_ids"], batch["attention_mask"])
+    examples = []
+    for b in range(len(SENTENCES)):
+        changed = any(moved(batch, b, j) or bool(batch["replaced_mask"][b, j]) for j in content_positions(b))
+        examples.append((objective.head(hidden[b, 0]), int(changed)))
+    return mean_nll(examples)
+
+
+def expected_detect3(objective, backbone, batch):
+    hidden = hidden_of(backbone, batch["input_ids"], batch["attention_mask"])
+    examples = []
+    for b in range(len(SENTENCES)):
+        for j in content_positions(b):
+            label = 2 if batch["replaced_mask"][b, j] else int(moved(batch, b, j))
+            examples.append((objective.head(hidden[b, j]), label))
+    return mean_nll(examples)
+
+
 EXPECTED = {
+    "mlm": expected_mlm,
+    "seq_order": expected_seq_order,
     "token_restore": expected_token_restore,
     "pointer": expected_pointer,
     "origin": expected_origin,
@@ -266,13 +306,18 @@ def test_every_objective_has_a_hand_computation():
     assert set(EXPECTED) == set(OBJECTIVES)
 
 
-@pytest.mark.parametrize("policy", list(POLICIES))
+SHIFTING = [p for p in POLICIES if p != "mask"]
+
+
+@pytest.mark.parametrize("policy", SHIFTING)
 @pytest.mark.parametrize("name", list(OBJECTIVES))
 def test_loss_matches_hand_computation(name, policy):
     backbone = backbone_for(name).eval()
     objective = build_objective(name, backbone, SPECIAL, **PARAMS.get(name, {})).eval()
+    if name == "mlm":
+        policy = "mask"  # mlm scores the positions a masking policy marks; shifting policies mark none
     batch = make_batch(backbone.kind, policy)
-    assert batch["moved_mask"].any() and not batch["attention_mask"].all()  # moves and padding
+    assert (batch["moved_mask"].any() or policy == "mask") and not batch["attention_mask"].all()  # moves and padding
     if name == "offset":
         clipped = (batch["source_index"] - torch.arange(batch["source_index"].shape[1])).abs() > OFFSET_D
         assert clipped.any() or policy != "global_shuffle"
@@ -478,3 +523,15 @@ def test_overfits_one_batch(name):
         losses.append(loss.item())
     final = module.compute_losses(batch)[0].item()
     assert final < 0.4 * losses[0], f"{name}: loss {losses[0]:.3f} -> {final:.3f}"
+
+
+def test_detect_three_way_labels_replaced_tokens():
+    backbone = encoder_backbone().eval()
+    objective = build_objective("detect", backbone, SPECIAL, classes=3).eval()
+    batch = make_batch("encoder", "mask")
+    assert batch["replaced_mask"].any()
+    with torch.no_grad():
+        result, _ = run_objective(objective, backbone, batch)
+        torch.testing.assert_close(result.loss, expected_detect3(objective, backbone, batch), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="classes"):
+        build_objective("detect", backbone, SPECIAL, classes=4)
