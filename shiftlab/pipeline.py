@@ -76,7 +76,8 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
     stage = cfg.pretrain
     policy = build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
     backbone = build_backbone(spec, tokenizer, with_lm_head=True)
-    special = SpecialIds(pad=tokenizer.pad_token_id, sep=tokenizer.sep_token_id or tokenizer.eos_token_id)
+    special = SpecialIds(pad=tokenizer.pad_token_id, sep=_first_id(tokenizer.sep_token_id, tokenizer.eos_token_id),
+                         mask=tokenizer.mask_token_id)
     heads = OmegaConf.to_container(cfg.objective.heads, resolve=True)
     objectives = {name: build_objective(name, backbone, special, **(params or {})) for name, params in heads.items()}
     weights = OmegaConf.to_container(cfg.objective.get("weights") or {}, resolve=True)
@@ -154,6 +155,10 @@ def _finish_loggers(trainer: L.Trainer) -> None:
             import wandb
 
             wandb.finish()
+
+
+def _first_id(*ids):
+    return next((i for i in ids if i is not None), None)
 
 
 def _numbers(results: list[dict]) -> dict[str, float]:

@@ -83,7 +83,7 @@ class ShiftCollator:
     Output keys: ``input_ids`` (shifted), ``original_ids``, ``attention_mask`` (of the shifted
     rows), ``original_attention_mask``, ``special_mask`` (framing and padding of the shifted
     rows), ``source_index``, ``moved_mask``, ``replaced_mask`` and ``target_mask`` (all false for
-    permuting policies), ``word_ids`` (of the original), ``sample_ids``, ``views``. With ``views=K`` the batch holds K consecutive rows
+    permuting policies), ``restore_ids``, ``word_ids`` (of the original), ``sample_ids``, ``views``. With ``views=K`` the batch holds K consecutive rows
     per sample, view ``0..K-1``.
     """
 
@@ -134,6 +134,8 @@ class ShiftCollator:
             "moved_mask": out.moved_mask & (attention == 1),
             "replaced_mask": out.replaced_mask if out.replaced_mask is not None else nothing,
             "target_mask": out.target_mask if out.target_mask is not None else nothing,
+            # original ids (at original positions) of the tokens the policy hid; -100 elsewhere
+            "restore_ids": out.restore_ids if out.restore_ids is not None else torch.full_like(source, -100),
             "word_ids": batch["word_ids"],
             "sample_ids": sample_ids,
             "views": views,

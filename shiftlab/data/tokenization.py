@@ -44,12 +44,14 @@ class Framing:
 
     @classmethod
     def for_backbone(cls, kind: str, tokenizer) -> "Framing":
-        if kind == "encoder":
+        if kind in ("encoder", "encoder_decoder"):
             first, last = tokenizer.cls_token_id, tokenizer.sep_token_id
+            if first is None and last is None:  # e.g. T5 / BART tokenizers name them bos/eos
+                first, last = tokenizer.bos_token_id, tokenizer.eos_token_id
         elif kind == "decoder":
             first, last = tokenizer.bos_token_id, tokenizer.eos_token_id
         else:
-            raise ValueError(f"unknown backbone kind {kind!r}; expected 'encoder' or 'decoder'")
+            raise ValueError(f"unknown backbone kind {kind!r}; expected 'encoder', 'decoder' or 'encoder_decoder'")
         return cls(tuple(i for i in [first] if i is not None), tuple(i for i in [last] if i is not None))
 
 

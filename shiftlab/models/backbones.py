@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
 from transformers.utils import logging as hf_logging
 
-KINDS = ("encoder", "decoder")
+KINDS = ("encoder", "decoder", "encoder_decoder")
 
 
 @dataclass
@@ -25,7 +25,8 @@ class BackboneSpec:
     """What ``conf/backbone/*.yaml`` describes.
 
     name:          a label for tables and logs
-    kind:          ``encoder`` (BERT-style, bidirectional) or ``decoder`` (GPT-style, causal)
+    kind:          ``encoder`` (BERT-style, bidirectional), ``decoder`` (GPT-style, causal) or
+                   ``encoder_decoder`` (BART-style; ``hidden`` gives the encoder's states)
     model_type:    transformers model type used when building from ``config`` (``bert``, ``gpt2``...)
     name_or_path:  a local directory (or hub name where the network allows) to load instead
     config:        config overrides when building from scratch (sizes, dropout...)
@@ -74,7 +75,20 @@ class Backbone(nn.Module):
         return getattr(self.model, "base_model", self.model)
 
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        """Last hidden states: of the encoder for encoders and encoder-decoders, of the decoder
+        stack for decoders."""
+        stack = self.base.get_encoder() if self.kind == "encoder_decoder" else self.base
+        return stack(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def decode(self, decoder_input_ids: torch.Tensor, encoder_hidden: torch.Tensor, encoder_mask: torch.Tensor,
+               decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder states of an encoder-decoder, teacher-forced on ``decoder_input_ids``."""
+        if self.kind != "encoder_decoder":
+            raise ValueError(f"backbone {self.name!r} is {self.kind}; only encoder_decoder backbones decode")
+        return self.base.get_decoder()(
+            input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_hidden, encoder_attention_mask=encoder_mask,
+        ).last_hidden_state
 
     def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for hidden states of any leading shape."""
@@ -84,7 +98,9 @@ class Backbone(nn.Module):
                 f"backbone {self.name!r} ({type(self.model).__name__}) has no vocabulary head; "
                 "build it with with_lm_head=True for vocabulary objectives"
             )
-        return head(hidden)
+        logits = head(hidden)
+        bias = getattr(self.model, "final_logits_bias", None)  # BART's output bias buffer
+        return logits + bias.to(logits.dtype) if bias is not None else logits
 
     def export(self, directory: str | Path, tokenizer=None) -> Path:
         """Save as a transformers directory (plus tokenizer), loadable as ``name_or_path``."""
@@ -109,7 +125,7 @@ def build_backbone(spec: BackboneSpec | dict, tokenizer, *, with_lm_head: bool) 
     if isinstance(spec, dict):
         spec = BackboneSpec(**spec)
     if with_lm_head:
-        auto = AutoModelForMaskedLM if spec.kind == "encoder" else AutoModelForCausalLM
+        auto = {"encoder": AutoModelForMaskedLM, "decoder": AutoModelForCausalLM, "encoder_decoder": AutoModelForSeq2SeqLM}[spec.kind]
     else:
         auto = AutoModel
     special = _special_ids(tokenizer)
@@ -125,6 +141,8 @@ def build_backbone(spec: BackboneSpec | dict, tokenizer, *, with_lm_head: bool) 
             config = AutoConfig.for_model(spec.model_type, vocab_size=len(tokenizer), **special, **dict(spec.config))
             if spec.kind == "decoder":
                 config.is_decoder = True
+            if spec.kind == "encoder_decoder" and getattr(config, "decoder_start_token_id", None) is None:
+                config.decoder_start_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
             model = auto.from_config(config)
     finally:
         hf_logging.set_verbosity(verbosity)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shiftlab.shifts import shift_right
+
 from .backbones import Backbone
 
 IGNORE_INDEX = -100
@@ -29,6 +31,7 @@ class SpecialIds:
 
     pad: int
     sep: int | None = None
+    mask: int | None = None
 
 
 @dataclass
@@ -39,7 +42,8 @@ class ObjectiveResult:
 
 class Objective(nn.Module):
     name: str = "?"
-    KINDS: tuple[str, ...] = ("encoder",)
+    # Encoder objectives read the encoder's states, so they also train an encoder-decoder's encoder.
+    KINDS: tuple[str, ...] = ("encoder", "encoder_decoder")
     reads: str = "shifted"  # "shifted" | "original" | anything an objective builds in model_inputs
 
     def __init__(self, backbone: Backbone, special: SpecialIds):
@@ -282,6 +286,61 @@ class CausalDetect(Detect):
     KINDS = ("decoder",)
 
 
+# ----------------------------------------------------------------------------- encoder-decoder
+
+
+class Seq2SeqDenoise(Objective):
+    """``seq2seq_denoise``: the encoder reads the shifted sequence, the decoder is teacher-forced
+    (``shift_right``) on a target and scored with CE, ignore -100, mean over target tokens.
+
+    ``target="original"``: the whole original sequence (BART; T5's deshuffling).
+    ``target="spans"``: T5 span corruption: only what the policy hid (``restore_ids``), each
+    span preceded by a sentinel (the mask token: the word vocabularies have no numbered
+    sentinels), then the closing framing token.
+    """
+
+    KINDS = ("encoder_decoder",)
+    TARGETS = ("original", "spans")
+
+    def __init__(self, backbone, special, target: str = "original"):
+        super().__init__(backbone, special)
+        if target not in self.TARGETS:
+            raise ValueError(f"seq2seq_denoise: target must be one of {', '.join(self.TARGETS)}, got {target!r}")
+        if target == "spans" and (special.mask is None or special.sep is None):
+            raise ValueError("seq2seq_denoise target='spans' needs a mask token (sentinel) and a closing token")
+        self.target = target
+        self.decoder_start = backbone.config.decoder_start_token_id
+
+    def labels(self, batch: dict) -> torch.Tensor:
+        if self.target == "original":
+            return batch["original_ids"].masked_fill(_original_attention(batch) == 0, IGNORE_INDEX)
+        return span_targets(batch["restore_ids"], self.special.mask, self.special.sep)
+
+    def forward(self, hidden, batch, inputs, backbone):
+        labels = self.labels(batch)
+        decoder_inputs = shift_right(labels, self.special.pad, self.decoder_start)
+        states = backbone.decode(decoder_inputs, hidden, inputs["attention_mask"])
+        return selected_cross_entropy(backbone.vocab_logits, states, labels)
+
+
+def span_targets(restore_ids: torch.Tensor, sentinel: int, closing: int) -> torch.Tensor:
+    """T5-style targets ``<s> span1 <s> span2 ... </s>`` from the hidden tokens, -100 padded."""
+    hidden = restore_ids != IGNORE_INDEX
+    before = torch.cat([torch.zeros_like(hidden[:, :1]), hidden[:, :-1]], dim=1)
+    starts = hidden & ~before
+    emitted = hidden.long() + starts.long()  # a sentinel before each span, then its tokens
+    end = torch.cumsum(emitted, dim=1)  # one past the last slot each position writes
+    total = end[:, -1:]
+    width = int(total.max()) + 1
+    out = torch.full((restore_ids.shape[0], width + 1), IGNORE_INDEX, dtype=restore_ids.dtype, device=restore_ids.device)
+    trash = width  # scatter target for positions that write nothing
+    out.scatter_(1, torch.where(hidden, end - 1, trash), torch.where(hidden, restore_ids, IGNORE_INDEX))
+    sentinel_ids = torch.full_like(restore_ids, sentinel)
+    out.scatter_(1, torch.where(starts, end - 2, trash), torch.where(starts, sentinel_ids, IGNORE_INDEX))
+    out.scatter_(1, total, torch.full_like(total, closing))
+    return out[:, :width]
+
+
 OBJECTIVES: dict[str, type[Objective]] = {
     "mlm": MaskedLM,
     "token_restore": TokenRestore,
@@ -294,6 +353,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "clm_shifted": CausalLMShifted,
     "deshuffle": Deshuffle,
     "causal_detect": CausalDetect,
+    "seq2seq_denoise": Seq2SeqDenoise,
 }
 for _name, _cls in OBJECTIVES.items():
     _cls.name = _name

@@ -55,11 +55,13 @@ class _ClassificationModule(SplitStepModule):
 
 
 class SequenceClassificationModule(_ClassificationModule):
-    """One label per sequence, from a pooled representation (first token for encoders, last for decoders)."""
+    """One label per sequence, from a pooled representation of the backbone's states."""
 
     def __init__(self, backbone: Backbone, label_names: list[str], pooling: str | None = None, dropout: float = 0.1,
                  optim: OptimConfig | dict | None = None):
-        pooling = pooling or ("first" if backbone.kind == "encoder" else "last")
+        # [CLS] for encoders; the last real token (the only one that saw everything) for decoders;
+        # the mean of an encoder-decoder's encoder states (its first token is not trained as a summary).
+        pooling = pooling or {"encoder": "first", "decoder": "last", "encoder_decoder": "mean"}[backbone.kind]
         head = SequenceClassificationHead(backbone.hidden_size, len(label_names), pooling, dropout)
         super().__init__(backbone, head, label_names, optim)
 

@@ -37,20 +37,16 @@ TINY = [
 def config(*overrides):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=TINY + list(overrides))
-    width = "n_embd" if cfg.backbone.model_type == "gpt2" else "hidden_size"
+    width = {"gpt2": "n_embd", "bart": "d_model"}.get(cfg.backbone.model_type, "hidden_size")
     cfg.backbone.config[width] = 32  # smaller still than the tiny configs: this only checks wiring
     return cfg
 
 
-def tiny_gpt2_overrides():
-    return ["backbone=tiny_gpt2"]
-
-
 @pytest.mark.parametrize("objective", [o for o in OBJECTIVES])
 def test_every_objective_trains_a_few_steps_on_its_backbone(objective, tmp_path):
-    encoder = "encoder" in OBJECTIVES[objective].KINDS
-    backbone = [] if encoder else tiny_gpt2_overrides()
-    cfg = config(f"objective={objective}", "task=none", "shift=global_shuffle", *backbone)
+    backbone = {"encoder": "tiny_bert", "decoder": "tiny_gpt2", "encoder_decoder": "tiny_bart"}[OBJECTIVES[objective].KINDS[0]]
+    shift = "mask" if objective == "mlm" else "global_shuffle"
+    cfg = config(f"objective={objective}", "task=none", f"shift={shift}", f"backbone={backbone}")
     metrics = run(cfg, tmp_path)
     assert metrics[f"pretrain/val/{objective}_loss"] > 0
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics

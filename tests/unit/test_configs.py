@@ -83,9 +83,9 @@ def test_objective_configs_build_on_a_backbone_that_fits(option, tiny_backbones)
     cfg = compose_with(f"objective={option}")
     assert cfg.objective.name == option
     assert set(cfg.objective.weights) == set(cfg.objective.heads)
-    special = SpecialIds(pad=tokenizer.pad_token_id, sep=tokenizer.sep_token_id)
+    special = SpecialIds(pad=tokenizer.pad_token_id, sep=tokenizer.sep_token_id, mask=tokenizer.mask_token_id)
     for head, params in cfg.objective.heads.items():
-        backbone = backbones["encoder" if "encoder" in OBJECTIVES[head].KINDS else "decoder"]
+        backbone = backbones[OBJECTIVES[head].KINDS[0]]
         build_objective(head, backbone, special, **(params or {}))
 
 

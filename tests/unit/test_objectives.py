@@ -24,7 +24,7 @@ WORDS = (
     "the a cat dog sat ran on under mat rug big small red blue quickly slowly and then home away"
 ).split()
 TOKENIZER = build_word_tokenizer(WORDS)
-SPECIAL = SpecialIds(pad=TOKENIZER.pad_token_id, sep=TOKENIZER.sep_token_id)
+SPECIAL = SpecialIds(pad=TOKENIZER.pad_token_id, sep=TOKENIZER.sep_token_id, mask=TOKENIZER.mask_token_id)
 # Three rows of different lengths: the batch has padding in two of them.
 SENTENCES = [WORDS[0:8], WORDS[8:13], WORDS[13:20]]
 HIDDEN = 32
@@ -34,6 +34,7 @@ ENCODER_OBJECTIVES = [n for n, c in OBJECTIVES.items() if "encoder" in c.KINDS]
 DECODER_OBJECTIVES = [n for n, c in OBJECTIVES.items() if "decoder" in c.KINDS]
 POLICIES = {
     "mask": ("mask", {"rate": 0.4}),
+    "infill": ("infill", {"rate": 0.6}),
     "global_shuffle": ("global_shuffle", {}),
     "token_move": ("token_move", {"rate": 0.5, "max_distance": 3}),
 }
@@ -73,8 +74,20 @@ def decoder_backbone(seed: int = 0):
     return build_backbone(spec, TOKENIZER, with_lm_head=True)
 
 
+def encoder_decoder_backbone(seed: int = 0):
+    torch.manual_seed(seed)
+    config = {
+        "d_model": HIDDEN, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+        "decoder_attention_heads": 2, "encoder_ffn_dim": 64, "decoder_ffn_dim": 64,
+        "max_position_embeddings": MAX_POSITIONS, "dropout": 0.0, "attention_dropout": 0.0,
+    }
+    spec = {"name": "tiny-bart", "kind": "encoder_decoder", "model_type": "bart", "config": config}
+    return build_backbone(spec, TOKENIZER, with_lm_head=True)
+
+
 def backbone_for(name: str, seed: int = 0):
-    return encoder_backbone(seed) if name in ENCODER_OBJECTIVES else decoder_backbone(seed)
+    build = {"encoder": encoder_backbone, "decoder": decoder_backbone, "encoder_decoder": encoder_decoder_backbone}
+    return build[OBJECTIVES[name].KINDS[0]](seed)
 
 
 def make_items(kind: str, sentences=SENTENCES):
@@ -100,7 +113,7 @@ def make_batch(kind: str, policy: str = "global_shuffle", sentences=SENTENCES) -
     # The policy contract the hand computations rely on: shifted[j] == original[source_index[j]]
     # wherever the token is an original one.
     original = torch.gather(batch["original_ids"], 1, batch["source_index"])
-    kept = ~batch["replaced_mask"]
+    kept = ~batch["replaced_mask"] & batch["attention_mask"].bool()
     assert torch.equal(batch["input_ids"][kept], original[kept])
     return batch
 
@@ -283,7 +296,23 @@ def expected_detect3(objective, backbone, batch):
     return mean_nll(examples)
 
 
+def expected_seq2seq_denoise(objective, backbone, batch):
+    """The encoder reads the shifted rows; the decoder reads [start] + original[:-1] and
+    predicts the original: next-token NLL by hand over every real original token."""
+    model = backbone.model
+    examples = []
+    for b in range(len(SENTENCES)):
+        length = row_length(b)
+        source = batch["input_ids"][b : b + 1, :length]
+        target = batch["original_ids"][b, :length].tolist()
+        decoder_in = torch.tensor([[model.config.decoder_start_token_id] + target[:-1]])
+        out = model(input_ids=source, attention_mask=torch.ones_like(source), decoder_input_ids=decoder_in)
+        examples += [(out.logits[0, t], target[t]) for t in range(length)]
+    return mean_nll(examples)
+
+
 EXPECTED = {
+    "seq2seq_denoise": expected_seq2seq_denoise,
     "mlm": expected_mlm,
     "seq_order": expected_seq_order,
     "token_restore": expected_token_restore,
@@ -306,7 +335,7 @@ def test_every_objective_has_a_hand_computation():
     assert set(EXPECTED) == set(OBJECTIVES)
 
 
-SHIFTING = [p for p in POLICIES if p != "mask"]
+SHIFTING = [p for p in POLICIES if p not in ("mask", "infill")]
 
 
 @pytest.mark.parametrize("policy", SHIFTING)
@@ -535,3 +564,28 @@ def test_detect_three_way_labels_replaced_tokens():
         torch.testing.assert_close(result.loss, expected_detect3(objective, backbone, batch), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="classes"):
         build_objective("detect", backbone, SPECIAL, classes=4)
+
+
+def test_seq2seq_denoise_equals_transformers_loss_and_builds_span_targets():
+    backbone = encoder_decoder_backbone().eval()
+    batch = make_batch("encoder_decoder", "global_shuffle")
+    objective = build_objective("seq2seq_denoise", backbone, SPECIAL).eval()
+    labels = batch["original_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        ours, _ = run_objective(objective, backbone, batch)
+        theirs = backbone.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels).loss
+    torch.testing.assert_close(ours.loss, theirs, rtol=1e-5, atol=1e-5)
+
+    spans = build_objective("seq2seq_denoise", backbone, SPECIAL, target="spans")
+    infill = make_batch("encoder_decoder", "infill")
+    targets = spans.labels(infill)
+    for b in range(len(SENTENCES)):
+        hidden = [int(t) for t in infill["restore_ids"][b] if t != -100]
+        row = [int(t) for t in targets[b] if t != -100]
+        assert row[-1] == TOKENIZER.sep_token_id
+        assert [t for t in row[:-1] if t != TOKENIZER.mask_token_id] == hidden
+        starts = sum(1 for j in range(infill["restore_ids"].shape[1])
+                     if infill["restore_ids"][b, j] != -100 and (j == 0 or infill["restore_ids"][b, j - 1] == -100))
+        assert row.count(TOKENIZER.mask_token_id) == starts
+    with pytest.raises(ValueError, match="target"):
+        build_objective("seq2seq_denoise", backbone, SPECIAL, target="everything")
