@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
+from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
 from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
@@ -80,6 +81,8 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
                          mask=tokenizer.mask_token_id)
     heads = OmegaConf.to_container(cfg.objective.heads, resolve=True)
     objectives = {name: build_objective(name, backbone, special, **(params or {})) for name, params in heads.items()}
+    for objective in objectives.values():
+        check_policy_fits(objective, policy)
     weights = OmegaConf.to_container(cfg.objective.get("weights") or {}, resolve=True)
     module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim))
     data = ShiftPretrainDataModule(

@@ -45,6 +45,9 @@ class Objective(nn.Module):
     # Encoder objectives read the encoder's states, so they also train an encoder-decoder's encoder.
     KINDS: tuple[str, ...] = ("encoder", "encoder_decoder")
     reads: str = "shifted"  # "shifted" | "original" | anything an objective builds in model_inputs
+    # A flag the shift policy must have for this objective to have targets at all (see ShiftPolicy):
+    # None, "MARKS_TARGETS", "REPLACES" or "HIDES".
+    needs_policy: str | None = None
 
     def __init__(self, backbone: Backbone, special: SpecialIds):
         super().__init__()
@@ -102,6 +105,8 @@ class TokenRestore(Objective):
 class MaskedLM(Objective):
     """``mlm``: predict the original token at every position the policy marked as a target
     (with ``shift=mask``: BERT's 15 %, the 10 % kept unchanged included)."""
+
+    needs_policy = "MARKS_TARGETS"
 
     def forward(self, hidden, batch, inputs, backbone):
         wanted = batch["target_mask"] & content_mask(batch)
@@ -191,6 +196,7 @@ class Detect(Objective):
         if classes not in (2, 3):
             raise ValueError(f"{self.name}: classes must be 2 (original/moved) or 3 (original/moved/replaced), got {classes}")
         self.classes = int(classes)
+        self.needs_policy = "REPLACES" if self.classes == 3 else None
         self.head = nn.Linear(backbone.hidden_size, self.classes)
 
     def forward(self, hidden, batch, inputs, backbone):
@@ -309,6 +315,7 @@ class Seq2SeqDenoise(Objective):
         if target == "spans" and (special.mask is None or special.sep is None):
             raise ValueError("seq2seq_denoise target='spans' needs a mask token (sentinel) and a closing token")
         self.target = target
+        self.needs_policy = "HIDES" if target == "spans" else None
         self.decoder_start = backbone.config.decoder_start_token_id
 
     def labels(self, batch: dict) -> torch.Tensor:
@@ -381,3 +388,21 @@ def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params
 
 def _a(word: str) -> str:
     return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+_FLAG_MEANING = {"MARKS_TARGETS": "marks prediction targets", "REPLACES": "puts new tokens in", "HIDES": "hides tokens"}
+
+
+def check_policy_fits(objective: Objective, policy) -> None:
+    """Fail early when an objective would never see a target under a policy (e.g. ``mlm`` with
+    ``token_move``), naming the policies that would work."""
+    flag = objective.needs_policy
+    if flag is None or getattr(policy, flag, False):
+        return
+    from shiftlab.shifts import POLICIES
+
+    fitting = [name for name, cls in POLICIES.items() if getattr(cls, flag, False)]
+    raise ValueError(
+        f"objective {objective.name!r} has no targets under shift policy {policy.name!r} "
+        f"(it needs a policy that {_FLAG_MEANING[flag]}); use one of: {', '.join(fitting)}, or compose one of them"
+    )

@@ -80,6 +80,10 @@ class ShiftPolicy:
     name: str = "?"
     SUPPORTED_UNITS: tuple[str, ...] = UNIT_KINDS
     NEEDS_VOCAB: bool = False
+    # What the output carries beyond a permutation; objectives that need it check these.
+    MARKS_TARGETS: bool = False  # target_mask: positions to predict (mask, infill)
+    REPLACES: bool = False  # replaced_mask: new tokens in the row (mask, infill)
+    HIDES: bool = False  # restore_ids: original tokens no longer visible (mask, delete, infill)
 
     def __init__(self, unit: str = "token"):
         kind, _ = parse_unit(unit)

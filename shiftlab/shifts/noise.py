@@ -72,6 +72,7 @@ class Mask(ShiftPolicy):
     ``unit="word"`` is whole-word masking. ``target_mask`` marks every picked token."""
 
     NEEDS_VOCAB = True
+    MARKS_TARGETS = REPLACES = HIDES = True
 
     def __init__(self, rate: float = 0.15, mask_ratio: float = 0.8, random_ratio: float = 0.1, unit: str = "token"):
         super().__init__(unit)
@@ -106,6 +107,7 @@ class Delete(ShiftPolicy):
     """Token deletion (BART): drop units picked at ``rate``; the row closes up."""
 
     NEEDS_VOCAB = True
+    HIDES = True
 
     def __init__(self, rate: float = 0.15, unit: str = "token"):
         super().__init__(unit)
@@ -136,6 +138,7 @@ class Infill(ShiftPolicy):
     """
 
     NEEDS_VOCAB = True
+    MARKS_TARGETS = REPLACES = HIDES = True
 
     def __init__(self, rate: float = 0.15, poisson_lambda: float = 3.0, unit: str = "token"):
         super().__init__(unit)
@@ -198,7 +201,8 @@ class Compose(ShiftPolicy):
             if step["name"] == "compose":
                 raise ValueError("compose: steps cannot be 'compose' themselves; list their steps instead")
             self.steps.append(build_policy(step["name"], **dict(step.get("params") or {})))
-        self.NEEDS_VOCAB = any(p.NEEDS_VOCAB for p in self.steps)
+        for flag in ("NEEDS_VOCAB", "MARKS_TARGETS", "REPLACES", "HIDES"):
+            setattr(self, flag, any(getattr(p, flag) for p in self.steps))
 
     def bind_vocab(self, vocab):
         for policy in self.steps:

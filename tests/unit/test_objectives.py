@@ -589,3 +589,17 @@ def test_seq2seq_denoise_equals_transformers_loss_and_builds_span_targets():
         assert row.count(TOKENIZER.mask_token_id) == starts
     with pytest.raises(ValueError, match="target"):
         build_objective("seq2seq_denoise", backbone, SPECIAL, target="everything")
+
+
+def test_objectives_without_targets_under_a_policy_fail_early():
+    from shiftlab.models.objectives import check_policy_fits
+
+    backbone = encoder_backbone()
+    mlm = build_objective("mlm", backbone, SPECIAL)
+    with pytest.raises(ValueError, match="no targets under shift policy 'token_move'.*mask, infill"):
+        check_policy_fits(mlm, build_policy("token_move"))
+    check_policy_fits(mlm, build_policy("mask"))
+    check_policy_fits(mlm, build_policy("compose", steps=[{"name": "mask"}, {"name": "rotate"}]))
+    with pytest.raises(ValueError, match="puts new tokens in"):
+        check_policy_fits(build_objective("detect", backbone, SPECIAL, classes=3), build_policy("delete"))
+    check_policy_fits(build_objective("detect", backbone, SPECIAL), build_policy("identity"))
