@@ -23,15 +23,14 @@ _GOLDEN = 0x1E3779B9
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit avalanche mix (xorshift-multiply rounds) on int64 tensors holding uint32 values."""
+    """A 32-bit avalanche mix (lowbias32-style xorshift-multiply) on int64 tensors of uint32
+    values. Works in place on a fresh tensor: this is the hot path of every policy."""
     x = x & _MASK32
-    x = x ^ (x >> 16)
-    x = (x * _M1) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * _M2) & _MASK32
-    x = x ^ (x >> 16)
-    x = (x * _M1) & _MASK32
-    x = x ^ (x >> 15)
+    x ^= x >> 16
+    x.mul_(_M1).bitwise_and_(_MASK32)
+    x ^= x >> 15
+    x.mul_(_M2).bitwise_and_(_MASK32)
+    x ^= x >> 16
     return x
 
 
@@ -39,7 +38,9 @@ def _absorb(state: torch.Tensor, value) -> torch.Tensor:
     """Fold one more key component into a running hash state."""
     if not torch.is_tensor(value):
         value = torch.as_tensor(int(value) & _MASK32, dtype=torch.int64)
-    return _mix32(state ^ ((value.to(torch.int64) & _MASK32) + _GOLDEN + (state << 6 & _MASK32)))
+    mixed = (value.to(torch.int64) & _MASK32) + (_GOLDEN + ((state << 6) & _MASK32))
+    mixed ^= state
+    return _mix32(mixed)
 
 
 def row_keys(seed: int, epoch: int, sample_ids: torch.Tensor, view: int | torch.Tensor) -> torch.Tensor:
@@ -58,20 +59,30 @@ def row_keys(seed: int, epoch: int, sample_ids: torch.Tensor, view: int | torch.
     return _absorb(state, view)
 
 
+def hash32(keys: torch.Tensor, stream: int, positions: torch.Tensor | int) -> torch.Tensor:
+    """32 random bits (int64 holding a uint32), ``[B, P]``: the raw draw the others derive from.
+    Split it to make two independent small draws from one hash (e.g. 16 bits each)."""
+    if isinstance(positions, int):
+        positions = torch.arange(positions, dtype=torch.int64, device=keys.device)
+    positions = positions.to(torch.int64)
+    if positions.dim() == 1:
+        positions = positions.unsqueeze(0)
+    state = _absorb(keys.unsqueeze(1), int(stream))
+    return _absorb(state, positions)
+
+
+def bits(keys: torch.Tensor, stream: int, positions: torch.Tensor | int) -> torch.Tensor:
+    """24 random bits as int32, ``[B, P]``: integer sort keys sort much faster than floats."""
+    return (hash32(keys, stream, positions) >> 8).to(torch.int32)
+
+
 def uniform(keys: torch.Tensor, stream: int, positions: torch.Tensor | int) -> torch.Tensor:
     """Uniform floats in [0, 1), ``[B, P]``, for row keys ``[B]`` and positions ``[P]`` (or ``[B, P]``).
 
     ``stream`` separates independent draws made for the same positions (which units to pick,
     how far to move them, ...). The result has 24 random bits, exactly representable in float32.
     """
-    if isinstance(positions, int):
-        positions = torch.arange(positions, dtype=torch.int64)
-    positions = positions.to(torch.int64)
-    if positions.dim() == 1:
-        positions = positions.unsqueeze(0)
-    state = _absorb(keys.unsqueeze(1), int(stream))
-    bits = _absorb(state, positions)
-    return (bits >> 8).to(torch.float32) / float(1 << 24)
+    return bits(keys, stream, positions).to(torch.float32) / float(1 << 24)
 
 
 def randint(keys: torch.Tensor, stream: int, positions: torch.Tensor | int, high: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,7 @@ def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | 
     kind, n = parse_unit(unit)
     batch, seq = special_mask.shape
     movable = ~special_mask
-    # Stable sort puts the movable positions first, in their original order.
-    slot_pos = torch.argsort((~movable).to(torch.int8), dim=1, stable=True)
+    slot_pos = compact_first(movable)
     n_tokens = movable.sum(dim=1)
     slot = torch.arange(seq, device=special_mask.device).unsqueeze(0)
     slot_valid = slot < n_tokens.unsqueeze(1)
@@ -83,6 +82,18 @@ def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | 
     return _view_from_starts(slot_pos, n_tokens, starts)
 
 
+def compact_first(flags: torch.Tensor) -> torch.Tensor:
+    """``[B, S]`` positions with the flagged ones first, each group in original order: a stable
+    partition by cumulative sums and one scatter (no sort)."""
+    flags_long = flags.long()
+    first = torch.cumsum(flags_long, dim=1) - 1
+    count = first[:, -1:] + 1
+    rest = count + torch.cumsum(1 - flags_long, dim=1) - 1
+    target = torch.where(flags, first, rest)
+    positions = torch.arange(flags.shape[1], device=flags.device).unsqueeze(0).expand_as(target)
+    return torch.empty_like(target).scatter_(1, target, positions)
+
+
 def _run_starts(compact_ids: torch.Tensor, slot_pos: torch.Tensor) -> torch.Tensor:
     """Where a unit starts: the group id changes, the token is outside any group (-1), or a
     special token sits between two pieces of a group (it cannot happen with real tokenizers)."""
@@ -94,8 +105,7 @@ def _run_starts(compact_ids: torch.Tensor, slot_pos: torch.Tensor) -> torch.Tens
 def _view_from_starts(slot_pos: torch.Tensor, n_tokens: torch.Tensor, starts: torch.Tensor) -> UnitView:
     slot = torch.arange(starts.shape[1], device=starts.device).unsqueeze(0)
     n_units = starts.sum(dim=1)
-    # Unit u starts at the u-th start flag: the same stable-sort compaction as for slots.
-    unit_start = torch.argsort((~starts).to(torch.int8), dim=1, stable=True)
+    unit_start = compact_first(starts)  # unit u starts at the u-th start flag
     unit_valid = slot < n_units.unsqueeze(1)
     next_start = torch.cat([unit_start[:, 1:], torch.zeros_like(unit_start[:, :1])], dim=1)
     last = slot == (n_units - 1).clamp(min=0).unsqueeze(1)
