@@ -7,8 +7,9 @@ Same conventions as ``policies.py``: each policy returns ``perm[B, U]`` (new uni
 gathers, scatters and cumulative sums over the whole batch, never a loop over rows, tokens or
 units. Every random draw is keyed by ``(row key, stream, position)`` where the position is a
 unit, pair, span or block index of the row itself, so a row is shifted the same way whatever
-batch it is in and however wide that batch is padded. Streams 20-31 belong to this module (24 is unused)
-(``policies.py`` uses 0-6).
+batch it is in and however wide that batch is padded. Streams 20-31 belong to this module
+(``policies.py`` uses 0-6): adjacent_swap 20-21, ngram_permute 22-23, shuffle_replace 26,
+ngram_shuffle 28, sentence_permute 29-31 (24, 25, 27 unused).
 
 Two building blocks do the work: :func:`_random_cycles` (selected items form a random cycle,
 optionally one per group) and :func:`_expand_blocks` (a permutation of variable-length blocks
@@ -31,7 +32,11 @@ _BITS = 1 << 24  # rng.uniform carries 24 random bits: u * _BITS is an exact int
 
 
 def _check_int(policy: str, param: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and int(value) >= minimum
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
         raise ValueError(f"{policy}: {param} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -42,15 +47,17 @@ def _check_ratio(policy: str, param: str, value) -> float:
     return float(value)
 
 
-def _random_cycles(selected: torch.Tensor, keys: torch.Tensor, stream: int,
-                   group: torch.Tensor | None = None) -> torch.Tensor:
+def _random_cycles(selected: torch.Tensor, draw: torch.Tensor, group: torch.Tensor | None = None) -> torch.Tensor:
     """``src[B, N]``: the selected items of each row form one random cycle (one per ``group``
     value when ``group`` is given); unselected items, and an item alone in its group, map to
     themselves. Slot ``j`` receives item ``src[b, j]``.
 
-    The selected items (few) are compacted to the left first, so the only sort is over
-    ``[B, max selected]``. The cycle order is a keyed draw per item index (ties broken by item
-    index), so it does not depend on the batch.
+    The cycle visits the items in the order of ``draw[B, N]`` (keyed uniforms, one per item;
+    ties broken by item index), so it does not depend on the batch. The draw that selected the
+    items may serve: an item selected by ``u < rate`` has ``u`` uniform on ``[0, rate)``,
+    independently of the others, so their order is still uniformly random (and one keyed draw,
+    the costliest op here, is saved). The selected items (few) are compacted to the left first,
+    so the only sort is over ``[B, max selected]``; reading that maximum is one host sync.
     """
     batch, size = selected.shape
     device = selected.device
@@ -67,7 +74,7 @@ def _random_cycles(selected: torch.Tensor, keys: torch.Tensor, stream: int,
     compact = compact[:, :width]
     t = torch.arange(width, device=device).unsqueeze(0)
     live = t < count
-    draw = (rng.uniform(keys, stream, compact) * _BITS).to(torch.int64)
+    draw = (torch.gather(draw, 1, compact) * _BITS).to(torch.int64)
     g = torch.zeros_like(compact) if group is None else torch.gather(group.to(torch.int64), 1, compact)
     # Sort by (group, draw); dead columns last. Stable, so ties keep item order.
     order = torch.argsort(torch.where(live, g * _BITS + draw, torch.iinfo(torch.int64).max), dim=1, stable=True)
@@ -123,14 +130,14 @@ class AdjacentSwap(ShiftPolicy):
         self.rate = _check_rate("adjacent_swap", rate)
 
     def unit_permutation(self, units: UnitView, keys: torch.Tensor) -> torch.Tensor:
-        k, n, _ = _positions(units)
-        phase = rng.randint(keys, 20, 1, torch.tensor(2))  # [B, 1]
-        pair = (k + phase) // 2
-        left = 2 * pair - phase
+        k, n, valid = _positions(units)
+        phase = (rng.uniform(keys, 20, 1) >= 0.5).long()  # [B, 1]
+        shifted = k + phase  # pairs are (2i, 2i + 1) in shifted numbering: partner = xor 1
+        partner = (shifted ^ 1) - phase
         # One draw per pair index (half the hashing of one per unit), read back per unit.
         pair_swapped = rng.uniform(keys, 21, k.shape[1] // 2 + 1) < self.rate
-        swapped = (left >= 0) & (left + 1 < n) & torch.gather(pair_swapped, 1, pair)
-        return torch.where(swapped, 2 * left + 1 - k, k)
+        swapped = valid & (partner >= 0) & (partner < n) & torch.gather(pair_swapped, 1, shifted >> 1)
+        return torch.where(swapped, partner, k)
 
 
 @register_policy("ngram_permute")
@@ -145,22 +152,26 @@ class NgramPermute(ShiftPolicy):
     cumulative sum of the lengths before it, the last span is cut at the row's end), and each
     span is selected with probability ``rate``. Every unit lies in exactly one span, so the
     expected selected fraction is exactly ``rate`` and the selected spans follow
-    ``ngram_probs``; they never overlap, but two selected spans may be neighbours. (PERT picks
-    n-grams one by one until the budget is used: the same in expectation, not per row.)
+    ``ngram_probs``; they never overlap, but two selected spans may be neighbours. (N-gram
+    selection that picks spans until a per-row budget is used holds the budget exactly per
+    row; here it holds in expectation.) A selected span is kept (``keep_ratio``) or permuted
+    independently of its length.
 
     How the selected, not-kept spans are permuted: a random cycle, so each of them moves.
-    - ``mix_lengths=False`` (default): the cycle runs within each span length, so a span only
-      takes the place of another selected span of the same length. Nothing but those spans
-      moves: the kept spans and all unselected units stay exactly in place, and a moved span
-      lands whole, in order, on another selected span's slot. A span alone in its length
-      (frequent in short rows) stays in place, so the moved fraction is below
-      ``rate * (1 - keep_ratio)``: measured at rate 0.15, about 0.7x of it for rows of 60
-      units, 0.87x for 128, 0.98x for 512.
+    - ``mix_lengths=False`` (default): the cycle runs within each span length *in tokens*, so a
+      span only takes the place of another selected span exactly as many tokens long (for word
+      units: as many sub-words; a 3-sub-word word may swap with a 1+2 sub-word bigram). Nothing
+      but those spans moves: the kept spans and all unselected tokens stay exactly in place, and
+      a moved span lands whole, in order, on another selected span's slot. A span alone in its
+      length (frequent in short rows) stays in place, so the moved fraction is below
+      ``rate * (1 - keep_ratio)``. Measured at rate 0.15 (moved tokens / (rate * 0.9)): token
+      units 0.6x for rows of 60 tokens, 0.84x for 128, 1.0x for 512; word units (1-3 sub-words
+      per word) 0.2x, 0.37x, 0.84x. Raise ``rate`` to compensate in short rows.
     - ``mix_lengths=True``: one cycle over all of them; spans of different lengths exchange
       places and the units between them shift to make room, so kept spans and unselected units
       move too and the moved fraction is far above ``rate`` (most units between the first and
-      last permuted span shift by a few places: about 0.47 / 0.64 / 0.85 of all units for
-      rows of 60 / 128 / 512 units at rate 0.15).
+      last permuted span shift by a few places: about 0.45 / 0.64 / 0.83 of all tokens for
+      rows of 60 / 128 / 512 tokens at rate 0.15, token or word units alike at 512).
     ``unit="token"`` is PERT without word information; ``word`` is its whole-word n-grams.
     """
 
@@ -172,9 +183,14 @@ class NgramPermute(ShiftPolicy):
         super().__init__(unit)
         self.rate = _check_rate("ngram_permute", rate)
         self.max_n = _check_int("ngram_permute", "max_n", max_n, 1)
-        probs = [float(p) for p in ngram_probs]
+        try:
+            probs = [float(p) for p in ngram_probs]
+        except (TypeError, ValueError):
+            raise ValueError(f"ngram_permute: ngram_probs must be a sequence of max_n numbers, got {ngram_probs!r}") from None
         if len(probs) != self.max_n:
-            raise ValueError(f"ngram_permute: ngram_probs needs max_n={self.max_n} entries (n = 1..max_n), got {len(probs)}")
+            raise ValueError(
+                f"ngram_permute: ngram_probs needs max_n={self.max_n} entries (n = 1..max_n), got {len(probs)}"
+            )
         if any(not p >= 0.0 for p in probs) or not sum(probs) > 0.0 or not math.isfinite(sum(probs)):
             raise ValueError(f"ngram_permute: ngram_probs must be >= 0 with a positive sum, got {tuple(ngram_probs)}")
         self.ngram_probs = tuple(p / sum(probs) for p in probs)
@@ -187,30 +203,36 @@ class NgramPermute(ShiftPolicy):
         k, n, valid = _positions(units)
         batch, size = valid.shape
         # Span j's length: 1 + the number of cumulative n-gram probabilities its uniform passes
-        # (a loop over max_n - 1 constants; faster than bucketize).
+        # (a loop over max_n - 1 constants, counted in uint8: faster than bucketize).
         draw = rng.uniform(keys, 22, size)
-        length = torch.ones_like(k).expand(batch, size)
+        passed = torch.zeros(batch, size, dtype=torch.uint8, device=k.device)
+        # Cumulative probabilities in float32, like the draws they are compared with.
         for bound in torch.tensor(self.ngram_probs, dtype=torch.float64).cumsum(0)[:-1].to(torch.float32).tolist():
-            length = length + (draw >= bound)
+            passed += draw >= bound
+        length = passed.long() + 1
         end = torch.cumsum(length, dim=1)
         start = end - length
         # Unit -> span: flag the span starts, count them.
         flags = torch.zeros(batch, size + 1, dtype=torch.int64, device=k.device)
-        flags.scatter_(1, start.clamp(max=size), 1)
+        flags.scatter_(1, start.clamp(max=size), torch.ones_like(start))  # (a scalar source is slower)
         span = torch.cumsum(flags[:, :size], dim=1) - 1
         offset = k - torch.gather(start, 1, span)
-        span_len = (torch.minimum(end, n) - start).clamp(min=0)
+        span_len = (torch.minimum(end, n) - start).clamp(min=0)  # in units (0 past the row's end)
         # One draw selects (u < rate) and keeps (u < rate * keep_ratio): given u < rate, u / rate
         # is uniform, so a selected span is kept with probability keep_ratio, independently.
         draw = rng.uniform(keys, 23, size)
         permuted = (span_len > 0) & (draw < self.rate) & (draw >= self.rate * self.keep_ratio)
-        if self.mix_lengths:
-            return _expand_blocks(_random_cycles(permuted, keys, 25), span, offset, span_len, valid, k)
-        # Same-length exchanges leave every span where it was: unit k takes the unit at the same
-        # offset in the span that moves into its span's slot.
-        span_src = _random_cycles(permuted, keys, 25, span_len)
-        source = torch.gather(start, 1, torch.gather(span_src, 1, span)) + offset
-        return torch.where(valid, source, k)
+        # The same draw orders the cycle (see _random_cycles). Without mix_lengths, one cycle per
+        # span length in *tokens* (the same as in units for token units): a word span only takes
+        # the slot of a span as many sub-words long, so no other token shifts.
+        group = None
+        if not self.mix_lengths and units.tokens_are_units:
+            group = span_len
+        elif not self.mix_lengths:
+            tokens_before = torch.cat([torch.zeros_like(n), torch.cumsum(units.unit_len, dim=1)], dim=1)
+            group = (torch.gather(tokens_before, 1, torch.minimum(end, n))
+                     - torch.gather(tokens_before, 1, torch.minimum(start, n)))
+        return _expand_blocks(_random_cycles(permuted, draw, group), span, offset, span_len, valid, k)
 
 
 @register_policy("shuffle_replace")
@@ -230,8 +252,8 @@ class ShuffleReplace(ShiftPolicy):
 
     def unit_permutation(self, units: UnitView, keys: torch.Tensor) -> torch.Tensor:
         k, _, valid = _positions(units)
-        picked = valid & (rng.uniform(keys, 26, k.shape[1]) < self.rate)
-        return _random_cycles(picked, keys, 27)
+        draw = rng.uniform(keys, 26, k.shape[1])
+        return _random_cycles(valid & (draw < self.rate), draw)  # the same draw orders the cycle
 
 
 @register_policy("ngram_shuffle")
