@@ -129,13 +129,10 @@ def unit_perm_to_source_index(view: UnitView, unit_perm: torch.Tensor, seq_len: 
         source_slot = _expand_units(view, unit_perm, slot)
     slot_valid = slot < view.n_tokens.unsqueeze(1)
     source_slot = torch.where(slot_valid, source_slot, slot)
-    source_pos = torch.gather(view.slot_pos, 1, source_slot.clamp(0, seq_len - 1))
-    source_index = torch.arange(seq_len, device=device).unsqueeze(0).repeat(batch, 1)
-    # Scatter the compact result back into the movable positions; specials/padding stay put.
-    target = torch.where(slot_valid, view.slot_pos, torch.full_like(view.slot_pos, seq_len))
-    padded = torch.cat([source_index, torch.zeros_like(source_index[:, :1])], dim=1)
-    padded.scatter_(1, target, torch.where(slot_valid, source_pos, 0))
-    return padded[:, :seq_len]
+    source_pos = torch.gather(view.slot_pos, 1, source_slot)
+    # slot_pos is a permutation of all positions (movable ones first), and slots past the movable
+    # ones map to themselves, so one scatter puts content back and leaves specials/padding put.
+    return torch.empty_like(source_pos).scatter_(1, view.slot_pos, source_pos)
 
 
 def _expand_units(view: UnitView, unit_perm: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
