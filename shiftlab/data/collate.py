@@ -117,6 +117,7 @@ class ShiftCollator:
             view=views,
             word_ids=batch["word_ids"],
             sentence_ids=batch.get("sentence_ids"),
+            attention_mask=batch["attention_mask"],
         )
         source = out.source_index
         attention = torch.gather(batch["attention_mask"], 1, source)

@@ -108,8 +108,12 @@ class ShiftPolicy:
         raise NotImplementedError
 
     def apply(self, input_ids: torch.Tensor, special_mask: torch.Tensor, keys: torch.Tensor,
-              word_ids: torch.Tensor | None, sentence_ids: torch.Tensor | None) -> ShiftOutput:
-        """The shift itself, after validation and key derivation. Default: permute units."""
+              word_ids: torch.Tensor | None, sentence_ids: torch.Tensor | None,
+              padding: torch.Tensor | None = None) -> ShiftOutput:
+        """The shift itself, after validation and key derivation. Default: permute units.
+
+        ``padding`` (true at padding positions, a subset of ``special_mask``) matters only to
+        policies that change a row's length."""
         units = build_units(special_mask, self.unit, word_ids, sentence_ids)
         perm = self.unit_permutation(units, keys)
         source_index = unit_perm_to_source_index(units, perm, input_ids.shape[1])
@@ -128,12 +132,22 @@ class ShiftPolicy:
         view: int | torch.Tensor = 0,
         word_ids: torch.Tensor | None = None,
         sentence_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> ShiftOutput:
+        """Shift a batch. ``attention_mask`` (optional) tells padding from framing tokens; without
+        it, padding is taken to be the special positions holding the vocabulary's pad id."""
         _check_inputs(input_ids, special_mask, sample_ids, word_ids, sentence_ids)
         if self.NEEDS_VOCAB and self.vocab is None:
             raise ValueError(f"policy {self.name!r} inserts tokens: call bind_vocab(Vocab(...)) first")
         keys = rng.row_keys(seed, epoch, sample_ids, view).to(input_ids.device)
-        return self.apply(input_ids, special_mask.to(torch.bool), keys, word_ids, sentence_ids)
+        special_mask = special_mask.to(torch.bool)
+        if attention_mask is not None:
+            padding = attention_mask == 0
+        elif self.vocab is not None:
+            padding = special_mask & (input_ids == self.vocab.pad_id)
+        else:
+            padding = torch.zeros_like(special_mask)
+        return self.apply(input_ids, special_mask, keys, word_ids, sentence_ids, padding)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "vocab")

@@ -16,7 +16,7 @@ import torch
 
 from . import rng
 from .base import ShiftOutput, ShiftPolicy, build_policy, register_policy
-from .units import UnitView, build_units
+from .units import UnitView, build_units, compact_first
 
 IGNORE = -100
 
@@ -50,12 +50,13 @@ def _picked_units(units: UnitView, keys: torch.Tensor, stream: int, rate: float)
     return (rng.uniform(keys, stream, size) < rate) & units.unit_valid
 
 
-def _close_up(input_ids: torch.Tensor, keep: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Move kept positions left (in order); the rest go to the tail as padding.
-    Returns (ids, source_index, attention_mask)."""
-    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
-    kept = keep.sum(dim=1, keepdim=True)
-    attention = torch.arange(keep.shape[1], device=keep.device).unsqueeze(0) < kept
+def _close_up(input_ids: torch.Tensor, keep: torch.Tensor, padding: torch.Tensor, pad_id: int
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Move the kept, non-padding positions left (in order); everything else (what was dropped,
+    and the old padding) goes to the tail as padding. Returns (ids, source_index, attention_mask)."""
+    stays = keep & ~padding
+    order = compact_first(stays)
+    attention = torch.arange(keep.shape[1], device=keep.device).unsqueeze(0) < stays.sum(dim=1, keepdim=True)
     ids = torch.where(attention, torch.gather(input_ids, 1, order), pad_id)
     return ids, order, attention
 
@@ -87,7 +88,7 @@ class Mask(ShiftPolicy):
             raise ValueError("policy 'mask' needs a mask token, and this tokenizer has none")
         return super().bind_vocab(vocab)
 
-    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids):
+    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids, padding=None):
         units = build_units(special_mask, self.unit, word_ids, sentence_ids)
         picked = _to_positions(units, _picked_units(units, keys, 30, self.rate))
         seq = input_ids.shape[1]
@@ -113,10 +114,10 @@ class Delete(ShiftPolicy):
         super().__init__(unit)
         self.rate = _check_fraction("delete", "rate", rate)
 
-    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids):
+    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids, padding=None):
         units = build_units(special_mask, self.unit, word_ids, sentence_ids)
         deleted = _to_positions(units, _picked_units(units, keys, 33, self.rate))
-        ids, source_index, attention = _close_up(input_ids, ~deleted, self.vocab.pad_id)
+        ids, source_index, attention = _close_up(input_ids, ~deleted, _padding(padding, special_mask), self.vocab.pad_id)
         return ShiftOutput(ids, source_index, _moved(source_index, attention), replaced_mask=torch.zeros_like(deleted),
                            attention_mask=attention, restore_ids=torch.where(deleted, input_ids, IGNORE))
 
@@ -167,13 +168,13 @@ class Infill(ShiftPolicy):
         reach = torch.cummax(ends, dim=1).values  # the furthest any span started so far reaches
         return (reach > k) & units.unit_valid
 
-    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids):
+    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids, padding=None):
         units = build_units(special_mask, self.unit, word_ids, sentence_ids)
         covered = _to_positions(units, self.covered_units(units, keys))
         before = torch.cat([torch.zeros_like(covered[:, :1]), covered[:, :-1]], dim=1)
         span_start = covered & ~before  # the one position of each span that stays, as [MASK]
         keep = ~covered | span_start
-        ids, source_index, attention = _close_up(input_ids, keep, self.vocab.pad_id)
+        ids, source_index, attention = _close_up(input_ids, keep, _padding(padding, special_mask), self.vocab.pad_id)
         replaced = torch.gather(span_start, 1, source_index) & attention
         ids = torch.where(replaced, self.vocab.mask_id, ids)
         return ShiftOutput(ids, source_index, _moved(source_index, attention), replaced_mask=replaced,
@@ -210,17 +211,17 @@ class Compose(ShiftPolicy):
                 policy.bind_vocab(vocab)
         return super().bind_vocab(vocab)
 
-    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids):
+    def apply(self, input_ids, special_mask, keys, word_ids, sentence_ids, padding=None):
         seq = input_ids.shape[1]
         source = torch.arange(seq, device=input_ids.device).unsqueeze(0).expand_as(input_ids).clone()
         ids, special = input_ids, special_mask
         replaced = torch.zeros_like(special_mask)
         target = torch.zeros_like(special_mask)
-        attention = torch.ones_like(special_mask)
+        attention = ~_padding(padding, special_mask)
         restore = torch.full_like(input_ids, IGNORE)
         for i, policy in enumerate(self.steps):
             gather = lambda t: torch.gather(t, 1, source) if t is not None else None  # noqa: E731
-            out = policy.apply(ids, special, rng.derive(keys, i), gather(word_ids), gather(sentence_ids))
+            out = policy.apply(ids, special, rng.derive(keys, i), gather(word_ids), gather(sentence_ids), ~attention)
             step_src = out.source_index
             # Tokens this step hid: record their original ids at their original positions.
             if out.restore_ids is not None:
@@ -234,6 +235,10 @@ class Compose(ShiftPolicy):
             ids = out.input_ids
         return ShiftOutput(ids, source, _moved(source, attention), replaced_mask=replaced, target_mask=target,
                            attention_mask=attention, restore_ids=restore)
+
+
+def _padding(padding, special_mask):
+    return padding if padding is not None else torch.zeros_like(special_mask)
 
 
 def _or_false(mask, like):
