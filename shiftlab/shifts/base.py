@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -58,12 +59,17 @@ class Vocab:
     mask_id: int | None = None
     special_ids: tuple[int, ...] = ()
 
-    def random_ids(self, uniform: torch.Tensor) -> torch.Tensor:
-        """Map uniforms in [0, 1) to ids drawn uniformly from the non-special vocabulary."""
+    @cached_property
+    def ordinary_ids(self) -> torch.Tensor:
+        """Every id that is not special (computed once per vocabulary)."""
         special = torch.tensor(sorted(set(self.special_ids)), dtype=torch.long)
         allowed = torch.ones(self.size, dtype=torch.bool)
         allowed[special[(special >= 0) & (special < self.size)]] = False
-        choices = torch.nonzero(allowed).squeeze(1).to(uniform.device)
+        return torch.nonzero(allowed).squeeze(1)
+
+    def random_ids(self, uniform: torch.Tensor) -> torch.Tensor:
+        """Map uniforms in [0, 1) to ids drawn uniformly from the non-special vocabulary."""
+        choices = self.ordinary_ids.to(uniform.device)
         pick = (uniform * len(choices)).long().clamp(max=len(choices) - 1)
         return choices[pick]
 
