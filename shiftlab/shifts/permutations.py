@@ -204,7 +204,10 @@ class NgramPermute(ShiftPolicy):
         batch, size = valid.shape
         # Span j's length: 1 + the number of cumulative n-gram probabilities its uniform passes
         # (a loop over max_n - 1 constants, counted in uint8: faster than bucketize).
-        draw = rng.uniform(keys, 22, size)
+        # One keyed hash per span index gives both of its draws: the high 16 bits its length,
+        # the low 16 bits its selection (hashing is the costliest op here).
+        hashed = rng.hash32(keys, 22, size)
+        draw = (hashed >> 16).to(torch.float32) / 65536.0
         passed = torch.zeros(batch, size, dtype=torch.uint8, device=k.device)
         # Cumulative probabilities in float32, like the draws they are compared with.
         for bound in torch.tensor(self.ngram_probs, dtype=torch.float64).cumsum(0)[:-1].to(torch.float32).tolist():
@@ -220,7 +223,7 @@ class NgramPermute(ShiftPolicy):
         span_len = (torch.minimum(end, n) - start).clamp(min=0)  # in units (0 past the row's end)
         # One draw selects (u < rate) and keeps (u < rate * keep_ratio): given u < rate, u / rate
         # is uniform, so a selected span is kept with probability keep_ratio, independently.
-        draw = rng.uniform(keys, 23, size)
+        draw = (hashed & 0xFFFF).to(torch.float32) / 65536.0
         permuted = (span_len > 0) & (draw < self.rate) & (draw >= self.rate * self.keep_ratio)
         # The same draw orders the cycle (see _random_cycles). Without mix_lengths, one cycle per
         # span length in *tokens* (the same as in units for token units): a word span only takes
