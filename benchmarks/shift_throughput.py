@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from shiftlab.data import Framing, ShiftPretrainDataModule, SyntheticCorpus, build_word_tokenizer  # noqa: E402
 from shiftlab.shifts import POLICIES, Vocab, build_policy  # noqa: E402
 
-UNIT_FOR_KIND = {"token": "token", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
+UNIT_FOR_KIND = {"token": "token", "char": "char", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
 TARGETS = {"token": 5.0, "word": 1.0}  # minimum ratio vs the MLM collator, by unit
 # Policies that cannot be built from defaults alone: the parameters benchmarked (BART's preset).
 REQUIRED_PARAMS = {"compose": {"steps": [{"name": "infill"}, {"name": "sentence_permute"}]}}

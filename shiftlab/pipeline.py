@@ -21,6 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
+from shiftlab.data.tokenization import build_char_tokenizer
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
@@ -65,9 +66,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
 
 
 def build_tokenizer(source: str, corpus):
-    """``word``: a word-level vocabulary of the corpus; anything else: a tokenizer directory or hub name."""
+    """``word`` / ``char``: a word- or character-level vocabulary of the corpus; anything else: a
+    tokenizer directory or hub name."""
     if source == "word":
         return build_word_tokenizer(corpus.vocabulary())
+    if source == "char":
+        return build_char_tokenizer(corpus.vocabulary())
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(source))

@@ -10,7 +10,7 @@ from shiftlab.shifts import ShiftPolicy, Vocab
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
 from .corpus import Corpus
 from .sampling import EpochIndexSampler
-from .tokenization import Framing, encode_documents, encode_words
+from .tokenization import Framing, encode_documents, encode_words, is_char_level
 
 
 class _SplitsDataModule(L.LightningDataModule):
@@ -55,6 +55,7 @@ class ShiftPretrainDataModule(_SplitsDataModule):
         if int(sentences_per_sample) < 1:
             raise ValueError(f"sentences_per_sample must be >= 1, got {sentences_per_sample}")
         self.sentences_per_sample = int(sentences_per_sample)
+        _check_char_units(policy, tokenizer)
         if policy.NEEDS_VOCAB:
             policy.bind_vocab(Vocab(size=len(tokenizer), pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
                                     special_ids=tuple(tokenizer.all_special_ids)))
@@ -134,3 +135,13 @@ class TaskDataModule(_SplitsDataModule):
 
     def test_dataloader(self):
         return self._loader("test", self.collator, train=False)
+
+
+def _check_char_units(policy: ShiftPolicy, tokenizer) -> None:
+    """``unit=char`` is honest only when every token is one character."""
+    steps = getattr(policy, "steps", [policy])
+    if any(getattr(step, "unit", None) == "char" for step in steps) and not is_char_level(tokenizer):
+        raise ValueError(
+            "shift unit 'char' moves characters, which needs a character-level tokenizer: set data.tokenizer=char "
+            f"(this tokenizer, {type(tokenizer).__name__}, has multi-character tokens; use unit=token for them)"
+        )

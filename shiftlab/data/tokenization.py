@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 WORD_SPECIALS = {
@@ -33,6 +33,25 @@ def build_word_tokenizer(vocabulary: Iterable[str]) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=WORD_SPECIALS["unk_token"]))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=core, **WORD_SPECIALS)
+
+
+def build_char_tokenizer(vocabulary: Iterable[str]) -> PreTrainedTokenizerFast:
+    """A character-level fast tokenizer: one id per character; ``word_ids`` still group the
+    characters of each word, so ``unit=word`` moves whole words and ``unit=char`` characters."""
+    specials = list(WORD_SPECIALS.values())
+    chars = sorted({ch for word in vocabulary for ch in word if not ch.isspace()})
+    vocab = {token: i for i, token in enumerate(specials + chars)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=WORD_SPECIALS["unk_token"]))
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex("."), behavior="isolated")]
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, **WORD_SPECIALS)
+    tokenizer.is_char_level = True
+    return tokenizer
+
+
+def is_char_level(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "is_char_level", False))
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,23 @@ from dataclasses import dataclass
 
 import torch
 
-UNITS = ("token", "word", "ngram<n>", "sentence")
-UNIT_KINDS = ("token", "word", "ngram", "sentence")
+UNITS = ("token", "char", "word", "ngram<n>", "sentence")
+UNIT_KINDS = ("token", "char", "word", "ngram", "sentence")
 
 
 def parse_unit(unit: str) -> tuple[str, int]:
-    """``token``, ``word``, ``sentence`` or ``ngram<n>`` (``ngram2``: consecutive word pairs) -> (kind, n)."""
-    if unit in ("token", "word", "sentence"):
+    """``token``, ``char``, ``word``, ``sentence`` or ``ngram<n>`` (``ngram2``: consecutive word
+    pairs) -> (kind, n).
+
+    ``char`` moves single characters: on the ids a policy sees it is ``token``, and it means
+    that only with a character-level tokenizer (the data module checks that).
+    """
+    if unit in ("token", "char", "word", "sentence"):
         return unit, 1
     match = re.fullmatch(r"ngram\(?(\d+)\)?", str(unit))
     if match and int(match.group(1)) >= 1:
         return "ngram", int(match.group(1))
-    raise ValueError(f"unknown unit {unit!r}; valid units: token, word, ngram<n> (e.g. ngram2), sentence")
+    raise ValueError(f"unknown unit {unit!r}; valid units: token, char, word, ngram<n> (e.g. ngram2), sentence")
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def build_units(special_mask: torch.Tensor, unit: str, word_ids: torch.Tensor | 
     slot = torch.arange(seq, device=special_mask.device).unsqueeze(0)
     slot_valid = slot < n_tokens.unsqueeze(1)
 
-    if kind == "token":
+    if kind in ("token", "char"):
         return UnitView(slot_pos, n_tokens, slot.expand(batch, seq), slot_valid.long(), n_tokens, True)
 
     group_ids, what = (sentence_ids, "sentence_ids") if kind == "sentence" else (word_ids, "word_ids")

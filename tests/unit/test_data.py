@@ -197,3 +197,29 @@ def test_length_changing_policy_batches_mark_the_freed_tail(corpus, tokenizer):
     assert batch["special_mask"][batch["attention_mask"] == 0].all()
     ends = batch["attention_mask"].sum(1) - 1
     assert (batch["input_ids"][torch.arange(len(ends)), ends] == tokenizer.sep_token_id).all()  # [SEP] closed up
+
+
+def test_char_tokenizer_and_char_units(corpus):
+    from shiftlab.data.tokenization import build_char_tokenizer
+
+    chars = build_char_tokenizer(corpus.vocabulary())
+    words = corpus.texts("val")[0]
+    encoded = encode_words(chars, [words], Framing.for_backbone("encoder", chars), max_length=400)
+    tokens = chars.convert_ids_to_tokens(encoded.input_ids[0].tolist())
+    assert "".join(tokens[1:-1]) == "".join(words)  # one token per character
+    assert encoded.word_ids[0].tolist()[1 : 1 + len(words[0])] == [0] * len(words[0])
+    dm = pretrain_module(corpus, chars, max_length=200, policy=build_policy("local_shuffle", rate=0.5, unit="char"))
+    batch = epoch_batches(dm, 0, limit=1)[0]
+    assert batch["moved_mask"].any()
+    words_dm = pretrain_module(corpus, chars, max_length=200, policy=build_policy("rotate", unit="word"))
+    batch = epoch_batches(words_dm, 0, limit=1)[0]
+    moved_words = torch.gather(batch["word_ids"], 1, batch["source_index"])
+    for r in range(batch["input_ids"].shape[0]):  # characters of a word stay together
+        row = [w for w in moved_words[r].tolist() if w >= 0]
+        runs = [w for j, w in enumerate(row) if j == 0 or w != row[j - 1]]
+        assert len(runs) == len(set(runs))
+
+
+def test_char_unit_needs_a_character_level_tokenizer(corpus, tokenizer):
+    with pytest.raises(ValueError, match="data.tokenizer=char"):
+        pretrain_module(corpus, tokenizer, policy=build_policy("token_move", unit="char"))

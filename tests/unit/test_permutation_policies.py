@@ -22,7 +22,7 @@ CASES = [
     ("ngram_shuffle", "ngram_shuffle", {"n": 2}),
     ("sentence_permute", "sentence_permute", {}),
 ]
-CONCRETE_UNITS = {"token": "token", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
+CONCRETE_UNITS = {"token": "token", "char": "char", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
 CASE_UNITS = [
     (case, name, params, CONCRETE_UNITS[kind])
     for case, name, params in CASES
@@ -128,7 +128,7 @@ def test_unit_permutation_contract(case):
     assert (perm != k).any()
 
 
-MULTI_TOKEN_UNITS = [c for c in CASE_UNITS if c[3] != "token"]  # a token unit is a single position
+MULTI_TOKEN_UNITS = [c for c in CASE_UNITS if c[3] not in ("token", "char")]  # single positions
 
 
 @pytest.mark.parametrize("case_params", MULTI_TOKEN_UNITS, ids=lambda p: f"{p[0]}-{p[3]}")

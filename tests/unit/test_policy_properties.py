@@ -52,7 +52,7 @@ for _module in pkgutil.iter_modules(shifts_package.__path__):
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 FIRST_CONTENT_ID = 10
 VOCAB = Vocab(size=1000, pad_id=PAD, mask_id=MASK, special_ids=(PAD, CLS, SEP, MASK))
-UNIT_FOR_KIND = {"token": "token", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
+UNIT_FOR_KIND = {"token": "token", "char": "char", "word": "word", "ngram": "ngram2", "sentence": "sentence"}
 IGNORE = -100
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -218,7 +218,7 @@ def unit_ids(b: Batch, unit: str) -> torch.Tensor:
     independently of units.py from the batch's word and sentence ids."""
     kind, n = parse_unit(unit)
     content = ~b.special
-    if kind == "token":
+    if kind in ("token", "char"):
         ids = torch.cumsum(content.long(), dim=1) - 1
     elif kind == "word":
         ids = b.word_ids
