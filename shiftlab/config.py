@@ -25,6 +25,14 @@ def package_dir(module: str, subpath: str = "", pip_name: str = "") -> str:
     return str(path)
 
 
+def project_root() -> str:
+    """``${project_root:}``: the checkout shiftlab runs from (the folder holding ``conf/``), so
+    data paths do not depend on the directory a run is launched from."""
+    return str(Path(__file__).resolve().parent.parent)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", package_dir)
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", project_root)

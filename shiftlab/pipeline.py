@@ -26,6 +26,7 @@ from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_obje
 from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
 from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
+from shiftlab.tasks.evaluation import save_reports
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger("shiftlab")
@@ -42,6 +43,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     spec = BackboneSpec(**OmegaConf.to_container(cfg.backbone, resolve=True))
     tokenizer = build_tokenizer(cfg.data.tokenizer, corpus, spec)
     framing = Framing.for_backbone(spec.kind, tokenizer)
+    tasks = resolve_tasks(cfg.task.tasks, corpus)  # before any training: a wrong name fails now
     metrics: dict[str, float] = {}
 
     backbone_source = spec
@@ -52,9 +54,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
         metrics["pretrain/time_s"] = round(time.perf_counter() - started, 2)
         backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(export_dir))
 
-    for task in cfg.task.tasks:
+    for task, task_cfg in tasks.items():
         started = time.perf_counter()
-        task_cfg = cfg.task.tasks[task] or {}
         stage_metrics = finetune(cfg, task, task_cfg, corpus, tokenizer, framing, backbone_source, run_dir)
         metrics.update(_prefixed(task, stage_metrics))
         metrics[f"{task}/time_s"] = round(time.perf_counter() - started, 2)
@@ -63,6 +64,23 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
     print(format_summary(metrics), flush=True)
     print(f"shiftlab: metrics written to {(run_dir / 'metrics.json').resolve()}", flush=True)
     return metrics
+
+
+def resolve_tasks(tasks_cfg, corpus) -> dict[str, dict]:
+    """``task.tasks``: ``auto`` (the corpus's default tasks) or a mapping task -> module arguments."""
+    available = corpus.tasks()
+    if tasks_cfg == "auto":
+        names = corpus.default_tasks() if hasattr(corpus, "default_tasks") else [
+            name for name, family in available.items() if family in ("classification", "tagging")]
+        return {name: {} for name in names}
+    tasks = OmegaConf.to_container(tasks_cfg, resolve=True) if not isinstance(tasks_cfg, dict) else dict(tasks_cfg)
+    unknown = [name for name in tasks if name not in available]
+    if unknown:
+        raise ValueError(
+            f"task config names {', '.join(unknown)}, which this corpus does not have; its tasks: "
+            f"{', '.join(available) or 'none'} (or task=auto)"
+        )
+    return {name: dict(params or {}) for name, params in tasks.items()}
 
 
 def build_tokenizer(source: str, corpus, spec: BackboneSpec | None = None):
@@ -124,6 +142,7 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     results = {**_numbers(trainer.validate(module, datamodule=data, verbose=False)),
                **_numbers(trainer.test(module, datamodule=data, verbose=False))}
     _finish_loggers(trainer)
+    results.update(save_reports(trainer, module, data, "test", run_dir / task / "reports"))
     results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results
 

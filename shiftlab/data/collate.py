@@ -57,11 +57,15 @@ class EncodedDataset(Dataset):
 
 
 def word_labels_to_tokens(encoded: Encoded, word_labels: Sequence[Sequence[int]]) -> list[torch.Tensor]:
-    """Per-token labels: each word's label on its first sub-word, ``-100`` everywhere else."""
+    """Per-token labels: each word's label on its first sub-word, ``-100`` everywhere else.
+
+    Labels are placed by word id, not by order, so a word the tokenizer turns into no token at
+    all (a stray control character, say) cannot shift the labels of the words after it."""
     out = []
-    for ids, starts, labels in zip(encoded.input_ids, encoded.word_starts, word_labels):
+    for ids, word_ids, starts, labels in zip(encoded.input_ids, encoded.word_ids, encoded.word_starts, word_labels):
         token_labels = torch.full_like(ids, IGNORE_INDEX)
-        token_labels[starts] = torch.as_tensor(list(labels)[: len(starts)], dtype=torch.long)
+        labels = torch.as_tensor(list(labels), dtype=torch.long)
+        token_labels[starts] = labels[word_ids[starts]]
         out.append(token_labels)
     return out
 

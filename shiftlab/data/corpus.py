@@ -51,6 +51,11 @@ class SyntheticCorpus:
     def tasks(self) -> dict[str, str]:
         return dict(self._TASKS)
 
+    def default_tasks(self) -> list[str]:
+        """What ``task=auto`` fine-tunes: the order-sensitive task and tagging (``topic`` is
+        the order-insensitive control, asked for by name)."""
+        return ["order", "entities"]
+
     def labelled(self, task: str, split: str) -> LabelledSplit:
         _check_split(split)
         self._check_task(task)

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 from shiftlab.shifts import ShiftPolicy, Vocab
 
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
-from .corpus import Corpus
+from .corpus import FAMILIES, Corpus
 from .sampling import EpochIndexSampler
 from .tokenization import Framing, encode_documents, encode_words, is_char_level
 
@@ -87,6 +87,8 @@ class TaskDataModule(_SplitsDataModule):
         if task not in families:
             raise ValueError(f"unknown task {task!r}; this corpus has: {', '.join(families)}")
         self.corpus, self.task, self.family = corpus, task, families[task]
+        if self.family not in FAMILIES:
+            raise ValueError(f"task {task!r} is of family {self.family!r}; fine-tuning trains {', '.join(FAMILIES)}")
         self.tokenizer, self.framing, self.max_length = tokenizer, framing, int(max_length)
         self.label_names = corpus.label_names(task)
         self.collator = LabelCollator(tokenizer.pad_token_id)

@@ -58,6 +58,17 @@ def test_quickstart_runs_end_to_end_and_writes_metrics(tmp_path):
     assert (run_dir / "pretrain" / "backbone" / "config.json").exists()  # the exported backbone
     assert (run_dir / "pretrain" / "metrics.csv").exists()  # the csv logger
     assert "order/test/acc" in result.stdout
+    # The reports: token-level (supports = the test split's tag counts) and entity-level.
+    assert "entities/test/entity_f1" in metrics
+    token_report = json.loads((run_dir / "entities" / "reports" / "test_token_report.json").read_text())
+    from shiftlab.data import SyntheticCorpus
+    from collections import Counter
+
+    corpus = SyntheticCorpus(seed=0, n_pretrain=400, n_train=200, n_val=40, n_test=60)
+    counts = Counter(tag for tags in corpus.labelled("entities", "test").labels for tag in tags)
+    assert {tag: row["support"] for tag, row in token_report.items() if "avg" not in tag} == dict(counts)
+    assert (run_dir / "entities" / "reports" / "test_entity_report.txt").exists()
+    assert (run_dir / "order" / "reports" / "test_classification_report.json").exists()
 
 
 @pytest.mark.slow

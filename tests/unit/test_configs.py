@@ -7,6 +7,7 @@ is added.
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 import lightning as L
@@ -60,11 +61,21 @@ def test_every_config_composes_and_resolves(group, option):
 
 
 def test_default_is_the_quickstart():
+    from shiftlab.pipeline import resolve_tasks
+
     cfg = compose_with()
     assert cfg.backbone.name == "tiny_bert"
     assert cfg.shift.name == "token_move"
     assert cfg.objective.name == "token_restore"
-    assert set(cfg.task.tasks) == {"order", "entities"}
+    assert set(resolve_tasks(cfg.task.tasks, instantiate(cfg.data.corpus, n_pretrain=10))) == {"order", "entities"}
+
+
+def test_wrong_task_names_fail_before_training():
+    from shiftlab.pipeline import resolve_tasks
+
+    corpus = instantiate(compose_with("data.corpus.n_pretrain=10").data.corpus)
+    with pytest.raises(ValueError, match="sentiment.*its tasks: order, topic, entities"):
+        resolve_tasks({"sentiment": {}}, corpus)
 
 
 @pytest.mark.parametrize("option", options("shift"))
@@ -130,18 +141,38 @@ def test_a_missing_pretrained_package_names_the_install_command():
         package_dir("some_absent_model", "model", "some-absent-model")
 
 
-@pytest.mark.parametrize("option", options("data"))
-def test_data_configs_instantiate(option):
-    cfg = compose_with(f"data={option}", "data.corpus.n_pretrain=10", "data.corpus.n_train=10")
+SHARED = Path(os.environ.get("SHIFTLAB_SHARED_DATA", CONF.parent.parent / "shared" / "data"))
+
+
+def test_synthetic_data_config_instantiates():
+    cfg = compose_with("data=synthetic", "data.corpus.n_pretrain=10", "data.corpus.n_train=10")
     corpus = instantiate(cfg.data.corpus)
     assert corpus.texts("train") and corpus.tasks()
 
 
-@pytest.mark.parametrize("option", options("task"))
+@pytest.mark.skipif(not SHARED.exists(), reason=f"real datasets not found at {SHARED} (set SHIFTLAB_SHARED_DATA)")
+@pytest.mark.parametrize("option,tasks", [("sst2", {"sst2"}), ("wikiann", {"ner"}), ("tinyshakespeare", set())])
+def test_real_data_configs_read_their_files_in_place(option, tasks):
+    from shiftlab.pipeline import resolve_tasks
+
+    cfg = compose_with(f"data={option}", "task=auto")
+    corpus = instantiate(cfg.data.corpus)
+    assert corpus.texts("train") and corpus.texts("val")
+    assert set(resolve_tasks(cfg.task.tasks, corpus)) == tasks
+    for name in tasks:
+        assert corpus.labelled(name, "test").words
+
+
+SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner")]  # those two: their corpora below
+
+
+@pytest.mark.parametrize("option", SYNTHETIC_TASKS)
 def test_task_configs_name_tasks_of_the_default_corpus(option):
+    from shiftlab.pipeline import resolve_tasks
+
     cfg = compose_with(f"task={option}", "data.corpus.n_pretrain=10")
     corpus = instantiate(cfg.data.corpus)
-    assert set(cfg.task.tasks) <= set(corpus.tasks())
+    assert set(resolve_tasks(cfg.task.tasks, corpus)) <= set(corpus.tasks())
 
 
 @pytest.mark.parametrize("option", options("trainer"))

@@ -1,0 +1,491 @@
+"""Readers for the formats real datasets come in: CoNLL, TSV/CSV, parallel text, raw text, HF datasets.
+
+Pure standard library (``datasets`` only for :func:`read_hf_dataset`, imported lazily). Every
+file reader takes a path, returns plain Python data and behaves the same on the quirks real
+files arrive with:
+
+- UTF-8 with or without a byte-order mark (a BOM at the start of any line, as left by
+  concatenating files, is dropped too);
+- LF, CRLF or CR-only line endings; blank lines and trailing blank lines;
+- ``.gz`` files, read transparently (by suffix);
+- a malformed line raises :class:`DataFormatError` naming the file, the 1-based line number,
+  what was expected and what was found; a missing file raises :class:`FileNotFoundError`.
+
+Texts are split into words with :func:`split_words` (whitespace only): the corpora used here
+are already tokenised (SST-2, CoNLL) or are tokenised by the model's tokenizer later.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import gzip
+import json
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+__all__ = [
+    "DataFormatError",
+    "label_set",
+    "read_classification",
+    "read_conll",
+    "read_hf_dataset",
+    "read_parallel",
+    "read_text",
+    "split_chars",
+    "split_words",
+]
+
+_SHOW = 80  # characters of an offending line quoted in an error message
+_TAG = re.compile(r"O|[BIES]-\S+")
+
+
+class DataFormatError(ValueError):
+    """A malformed data file. ``path`` and ``line`` (1-based, or None) locate the problem."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.path = None if path is None else str(path)
+        self.line = line
+
+
+def _error(path: Path, line: int | None, expected: str, found: str) -> DataFormatError:
+    where = f"{path}" if line is None else f"{path}, line {line}"
+    return DataFormatError(f"{where}: expected {expected}, found {found}", path=path, line=line)
+
+
+def _show(text: str) -> str:
+    """The offending text, truncated, as a repr (so tabs and odd characters are visible)."""
+    return repr(text if len(text) <= _SHOW else text[: _SHOW - 3] + "...")
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening files and iterating lines
+
+
+def _as_path(path) -> Path:
+    if isinstance(path, (str, os.PathLike)):
+        return Path(os.fspath(path)).expanduser()
+    raise TypeError(f"expected a file path (str or Path), got {type(path).__name__}: {path!r}")
+
+
+def _check_file(path) -> Path:
+    p = _as_path(path)
+    if not p.exists():
+        raise FileNotFoundError(errno.ENOENT, "data file not found", str(p))
+    if p.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "expected a data file, found a directory", str(p))
+    return p
+
+
+def _is_gz(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def _base_suffix(path: Path) -> str:
+    """The suffix that says the format: ``.jsonl`` for both ``x.jsonl`` and ``x.jsonl.gz``."""
+    return (path.with_suffix("") if _is_gz(path) else path).suffix.lower()
+
+
+def _open_text(path: Path, newline: str | None = None):
+    # utf-8-sig: strips a BOM when there is one, reads plain UTF-8 otherwise.
+    # newline=None (universal newlines): \n, \r\n and \r all end a line and read as "\n".
+    if _is_gz(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return open(path, encoding="utf-8-sig", newline=newline)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line without its line ending) for every physical line."""
+    try:
+        with _open_text(path) as handle:
+            for number, line in enumerate(handle, 1):
+                if line.endswith("\n"):
+                    line = line[:-1]
+                if line.startswith("\ufeff"):
+                    line = line[1:]
+                yield number, line
+    except UnicodeDecodeError:
+        raise _decode_error(path) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataFormatError(f"{path}: expected a gzip-compressed file, found unreadable data ({exc})", path=path) from None
+
+
+def _decode_error(path: Path) -> DataFormatError:
+    """Find the first line that is not UTF-8 (text-mode decoding only knows a chunk offset)."""
+    opener = gzip.open if _is_gz(path) else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    for number, raw in enumerate(re.split(rb"\r\n|\r|\n", data), 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad = raw[max(0, exc.start - 10) : exc.end + 10]
+            return _error(path, number, "UTF-8 text", f"undecodable bytes near {bad!r}")
+    return DataFormatError(f"{path}: expected UTF-8 text, found undecodable bytes", path=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Words and labels
+
+
+def split_words(text: str) -> list[str]:
+    """Whitespace split; punctuation is kept as is (SST-2 and CoNLL text is already tokenised)."""
+    return text.split()
+
+
+def split_chars(text: str) -> list[str]:
+    """One item per non-space character: for unsegmented scripts (Chinese, Japanese)."""
+    return [ch for ch in text if not ch.isspace()]
+
+
+def label_set(labels: Iterable[Any]) -> list[str]:
+    """The distinct labels, deterministic order: sorted (numerically when every label is an
+    integer, so ``"10"`` follows ``"9"``), with the outside tag ``O`` first when present.
+    Nested sequences (per-word tags) are flattened."""
+    seen: set[str] = set()
+    for label in labels:
+        if isinstance(label, (list, tuple)):
+            seen.update(str(x) for x in label)
+        else:
+            seen.add(str(label))
+    if seen and all(re.fullmatch(r"[+-]?\d+", s) for s in seen):
+        ordered = sorted(seen, key=lambda s: (int(s), s))
+    else:
+        ordered = sorted(seen)
+    if "O" in seen:
+        ordered.remove("O")
+        ordered.insert(0, "O")
+    return ordered
+
+
+def _needed(index: int) -> int:
+    """Columns a row must have for ``row[index]`` to exist."""
+    return index + 1 if index >= 0 else -index
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe", " ": "space"}.get(delimiter, repr(delimiter))
+
+
+# ---------------------------------------------------------------------------------------------
+# CoNLL
+
+
+def read_conll(path, *, token_column: int = 0, tag_column: int = -1, docstart: str | None = "-DOCSTART-",
+               validate_tags: bool = True) -> list[tuple[list[str], list[str]]]:
+    """CoNLL-style tagging data: one token a line, a blank line between sentences.
+
+    Columns are tab-separated when the line has a tab (WikiANN: ``token<TAB>tag``; a token may
+    then contain spaces), whitespace-separated otherwise (CoNLL-2003: ``token POS chunk NER``).
+    ``docstart`` lines (and so the blank line after them) are skipped; ``None`` keeps them.
+    With ``validate_tags`` every tag must be ``O`` or ``B-X``/``I-X``/``E-X``/``S-X`` (IOB,
+    IOB2 or IOBES; the transitions are not checked, so IOB1 files read too). Returns
+    ``[(tokens, tags), ...]``; sentences are never empty.
+    """
+    path = _check_file(path)
+    needed = max(_needed(token_column), _needed(tag_column), 2)
+    sentences: list[tuple[list[str], list[str]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+
+    def flush() -> None:
+        nonlocal tokens, tags
+        if tokens:
+            sentences.append((tokens, tags))
+        tokens, tags = [], []
+
+    for number, line in _lines(path):
+        stripped = line.strip()
+        if not stripped:
+            flush()
+            continue
+        fields = [f.strip() for f in stripped.split("\t")] if "\t" in stripped else stripped.split()
+        if docstart is not None and fields[0] == docstart:
+            flush()
+            continue
+        if len(fields) < needed:
+            raise _error(path, number, f"at least {needed} tab- or space-separated columns (token ... tag)",
+                         f"{len(fields)}: {_show(line)}")
+        token, tag = fields[token_column], fields[tag_column]
+        if not token:
+            raise _error(path, number, f"a token in column {token_column}", f"an empty field: {_show(line)}")
+        if validate_tags and not _TAG.fullmatch(tag):
+            raise _error(path, number, f"an IOB tag (O, B-X, I-X, E-X or S-X) in column {tag_column}",
+                         f"invalid tag {tag!r}: {_show(line)}")
+        tokens.append(token)
+        tags.append(tag)
+    flush()
+    return sentences
+
+
+# ---------------------------------------------------------------------------------------------
+# TSV / CSV classification
+
+
+class _LineTracker:
+    """Feeds lines (with ``\\n``) to the csv module and remembers the raw text for messages."""
+
+    def __init__(self, path: Path):
+        self.lines = _lines(path)
+        self.last = ""
+
+    def __iter__(self):
+        for _, line in self.lines:
+            self.last = line
+            yield line + "\n"
+
+
+def _candidates(column) -> list:
+    if isinstance(column, (str, int)):
+        return [column]
+    try:
+        return list(column)  # a list, tuple or an omegaconf ListConfig of candidate names
+    except TypeError:
+        raise TypeError(f"a column is a name, an index or a list of candidate names; got {column!r}") from None
+
+
+def _resolve_column(column, header: list[str] | None, path: Path, width: int, role: str) -> int:
+    candidates = _candidates(column)
+    if not candidates:
+        raise ValueError(f"no candidate names given for the {role} column")
+    if header is None:
+        if len(candidates) != 1 or not isinstance(candidates[0], int) or isinstance(candidates[0], bool):
+            raise ValueError(f"{path}: with header=False the {role} column is an index (int), got {column!r}")
+        index = candidates[0]
+        if not -width <= index < width:
+            raise _error(path, 1, f"a {role} column at index {index}", f"{width} columns")
+        return index % width
+    for candidate in candidates:
+        if isinstance(candidate, int) and not isinstance(candidate, bool):
+            if -width <= candidate < width:
+                return candidate % width
+        elif candidate in header:
+            return header.index(candidate)
+    wanted = " or ".join(repr(c) for c in candidates)
+    raise _error(path, 1, f"a {role} column named {wanted}", f"header columns: {', '.join(header)}")
+
+
+def read_classification(path, *, text_column="sentence", label_column="label", header: bool = True,
+                        delimiter: str = "\t", text_columns=None, joiner: str = " ",
+                        quoting: int | None = None) -> list[tuple[str, str]]:
+    """Sequence-classification rows from a TSV or CSV file: ``[(text, label), ...]``.
+
+    With ``header=True`` columns are found by name; a column may be a list of candidate names,
+    the first present wins (SST-2 names its text ``sentence`` in train and ``content`` in
+    dev/test). With ``header=False`` columns are indices. ``text_columns`` (several columns,
+    e.g. a sentence pair) overrides ``text_column``: their texts are joined with ``joiner``.
+    TSV is read with ``csv.QUOTE_NONE`` (quotes inside SST-2 sentences are text, not quoting);
+    other delimiters with the csv module's default quoting. Every row must have as many
+    columns as the header (or, without a header, as the first row). Texts and labels are
+    stripped and must be non-empty.
+    """
+    path = _check_file(path)
+    if quoting is None:
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    tracker = _LineTracker(path)
+    reader = csv.reader(tracker, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
+    kind = f"{_delimiter_name(delimiter)}-separated columns"
+    columns = list(text_columns) if text_columns is not None else [text_column]
+    if not columns:
+        raise ValueError("text_columns is empty")
+
+    names: list[str] | None = None
+    width = 0
+    text_idx: list[int] = []
+    label_idx = 0
+    rows: list[tuple[str, str]] = []
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise _error(path, reader.line_num, f"well-formed {kind}", f"{exc}: {_show(tracker.last)}") from None
+        if not any(field.strip() for field in row):
+            continue  # blank line
+        if not width:  # the first row: the header, or the reference width without one
+            width = len(row)
+            names = [field.strip() for field in row] if header else None
+            text_idx = [_resolve_column(c, names, path, width, "text") for c in columns]
+            label_idx = _resolve_column(label_column, names, path, width, "label")
+            if header:
+                continue
+        if len(row) != width:
+            described = f"{width} {kind}" + (f" ({', '.join(names)})" if names else "")
+            raise _error(path, start, described, f"{len(row)}: {_show(tracker.last)}")
+        label = row[label_idx].strip()
+        text = joiner.join(row[i].strip() for i in text_idx).strip()
+        if not label:
+            raise _error(path, start, f"a label in column {label_idx + 1}", f"an empty field: {_show(tracker.last)}")
+        if not text:
+            raise _error(path, start, f"a text in column {', '.join(str(i + 1) for i in text_idx)}",
+                         f"an empty field: {_show(tracker.last)}")
+        rows.append((text, label))
+    if header and names is None:
+        raise DataFormatError(f"{path}: expected a header line, found an empty file", path=path)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel text
+
+
+def read_parallel(path_or_source, target_path=None, *, source_column: int = 0, target_column: int = 1,
+                  delimiter: str = "\t") -> list[tuple[str, str]]:
+    """Sentence pairs ``[(source, target), ...]``.
+
+    Either one delimited file of pairs (Tatoeba: ``english<TAB>chinese<TAB>attribution``; extra
+    columns are ignored), or, with ``target_path``, two line-aligned files (Multi30k
+    ``train.en.gz`` + ``train.de.gz``), which must have the same number of lines (trailing blank
+    lines aside). A line blank on both sides is skipped; blank on one side only is an error.
+    """
+    source = _check_file(path_or_source)
+    if target_path is None:
+        return _read_pair_file(source, source_column, target_column, delimiter)
+    target = _check_file(target_path)
+    left, right = _aligned_lines(source), _aligned_lines(target)
+    if len(left) != len(right):
+        raise DataFormatError(
+            f"{source} and {target}: expected line-aligned files with the same number of lines, "
+            f"found {len(left)} and {len(right)} lines", path=source)
+    pairs = []
+    for number, (src, tgt) in enumerate(zip(left, right), 1):
+        if not src and not tgt:
+            continue
+        if not src or not tgt:
+            empty, other = (source, target) if not src else (target, source)
+            raise _error(empty, number, f"a sentence aligned with line {number} of {other}", "an empty line")
+        pairs.append((src, tgt))
+    return pairs
+
+
+def _aligned_lines(path: Path) -> list[str]:
+    lines = [line.strip() for _, line in _lines(path)]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _read_pair_file(path: Path, source_column: int, target_column: int, delimiter: str) -> list[tuple[str, str]]:
+    needed = max(_needed(source_column), _needed(target_column), 2)
+    kind = f"{_delimiter_name(delimiter)}-separated columns (source, target)"
+    pairs = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        fields = line.split(delimiter)
+        if len(fields) < needed:
+            raise _error(path, number, f"at least {needed} {kind}", f"{len(fields)}: {_show(line)}")
+        src, tgt = fields[source_column].strip(), fields[target_column].strip()
+        if not src or not tgt:
+            side = "source" if not src else "target"
+            raise _error(path, number, f"a non-empty {side} sentence", f"an empty field: {_show(line)}")
+        pairs.append((src, tgt))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw text
+
+
+def read_text(path, *, field: str = "text", min_chars: int = 1) -> list[str]:
+    """Raw text for pretraining, ``[text, ...]``, each stripped and at least ``min_chars`` long.
+
+    ``.jsonl`` / ``.ndjson`` (optionally ``.gz``): the ``field`` of the JSON object on each line.
+    Anything else (``.txt``, no suffix): one item per line; blank lines are dropped.
+    """
+    path = _check_file(path)
+    if min_chars < 1:
+        raise ValueError(f"min_chars must be >= 1, got {min_chars}")
+    if _base_suffix(path) not in (".jsonl", ".ndjson"):
+        return [s for s in (line.strip() for _, line in _lines(path)) if len(s) >= min_chars]
+    texts = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _error(path, number, "one JSON object a line",
+                         f"invalid JSON ({exc.msg} at column {exc.colno}): {_show(line)}") from None
+        if not isinstance(record, dict):
+            raise _error(path, number, "one JSON object a line", f"a JSON {type(record).__name__}: {_show(line)}")
+        if field not in record:
+            fields = ", ".join(map(str, record)) or "none"
+            raise _error(path, number, f"a field {field!r}", f"fields {fields}: {_show(line)}")
+        value = record[field]
+        if not isinstance(value, str):
+            raise _error(path, number, f"a string in field {field!r}", f"a {type(value).__name__}: {_show(line)}")
+        value = value.strip()
+        if len(value) >= min_chars:
+            texts.append(value)
+    return texts
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face datasets
+
+
+def _import_datasets():
+    try:
+        import datasets  # noqa: PLC0415 - optional dependency, imported only when used
+    except ImportError as exc:
+        raise ImportError(
+            "read_hf_dataset needs the Hugging Face `datasets` package, which is not installed: "
+            "pip install datasets"
+        ) from exc
+    return datasets
+
+
+def _label_names(feature) -> Sequence[str] | None:
+    """Class names of a ClassLabel feature, or of a Sequence(ClassLabel) (tagging)."""
+    names = getattr(feature, "names", None)
+    if names is None:
+        names = getattr(getattr(feature, "feature", None), "names", None)
+    return names
+
+
+def read_hf_dataset(name_or_path, *, split: str, text_field: str, label_field: str | None = None,
+                    config: str | None = None, **load_kwargs) -> list:
+    """One split of a Hugging Face dataset as plain data.
+
+    A local directory is read with ``datasets.load_from_disk`` (a saved ``DatasetDict`` is
+    indexed by ``split``); anything else with ``datasets.load_dataset(name, config,
+    split=split, **load_kwargs)``. Returns ``[text, ...]`` without ``label_field``, else
+    ``[(text, label), ...]``; a text is a string or, for pre-tokenised data, a list of words.
+    Integer class labels (``ClassLabel`` features) are returned as their names; other labels
+    as strings, so the result looks like what the file readers return.
+    """
+    datasets = _import_datasets()
+    local = isinstance(name_or_path, (str, os.PathLike)) and Path(os.fspath(name_or_path)).expanduser().is_dir()
+    if local:
+        data = datasets.load_from_disk(str(Path(os.fspath(name_or_path)).expanduser()))
+        if isinstance(data, dict):  # DatasetDict is a dict of splits
+            if split not in data:
+                raise ValueError(f"{name_or_path}: no split {split!r}; splits: {', '.join(map(str, data))}")
+            data = data[split]
+    else:
+        data = datasets.load_dataset(name_or_path, config, split=split, **load_kwargs)
+    columns = list(getattr(data, "column_names", []))
+    for f in [text_field] + ([label_field] if label_field is not None else []):
+        if f not in columns:
+            raise ValueError(f"{name_or_path}, split {split!r}: no field {f!r}; fields: {', '.join(columns)}")
+    texts = list(data[text_field])
+    if label_field is None:
+        return texts
+    features = getattr(data, "features", None) or {}
+    names = _label_names(features.get(label_field)) if hasattr(features, "get") else None
+
+    def name_of(value) -> str:
+        if names is not None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+            return str(names[value])
+        return str(value)
+
+    labels = [[name_of(v) for v in value] if isinstance(value, (list, tuple)) else name_of(value)
+              for value in data[label_field]]
+    return list(zip(texts, labels))
