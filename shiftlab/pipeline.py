@@ -11,6 +11,7 @@ entry points call it directly. Every stage reads top to bottom:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
 from shiftlab.data.tokenization import build_char_tokenizer
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
+from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
 from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
 from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
@@ -134,14 +136,26 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
                           num_workers=cfg.data.num_workers, max_length=cfg.data.max_length)
     data.setup()
     backbone = build_backbone(backbone_source, tokenizer, with_lm_head=False)
+    mode = stage.get("name") or "full"
+    params = OmegaConf.to_container(stage.params, resolve=True) if stage.get("params") else {}
+    accumulate = int(cfg.trainer.get("accumulate_grad_batches") or 1)
+    total_steps = stage.max_epochs * math.ceil(len(data.train_dataloader()) / accumulate)
+    if stage.get("max_steps"):
+        total_steps = min(total_steps, int(stage.max_steps))
+    backbone = apply_finetune_mode(backbone, mode, total_steps=total_steps, **params)
     module_cls = TASK_MODULES[data.family]
     module = module_cls(backbone, data.label_names, optim=OptimConfig(**stage.optim), **dict(task_cfg))
-    log.info("fine-tuning on %s (%s, %d labels)", task, data.family, len(data.label_names))
+    trainable, _, fraction = trainable_parameters(module)
+    print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
+    log.info("fine-tuning on %s (%s, %d labels), finetune=%s", task, data.family, len(data.label_names), mode)
     trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps") or -1)
     trainer.fit(module, datamodule=data)
     results = {**_numbers(trainer.validate(module, datamodule=data, verbose=False)),
                **_numbers(trainer.test(module, datamodule=data, verbose=False))}
     _finish_loggers(trainer)
+    # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
+    export_adapter(module.backbone, run_dir / task / "adapter", head=module.head)
+    results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
     results.update(save_reports(trainer, module, data, "test", run_dir / task / "reports"))
     results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results

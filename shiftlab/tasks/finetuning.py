@@ -14,6 +14,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
+from shiftlab.models.finetune_modes import finetune_step, regularization_loss
 
 from .base import SplitStepModule
 from .optim import OptimConfig
@@ -48,7 +49,13 @@ class _ClassificationModule(SplitStepModule):
         size = labels.shape[0]
         self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
         self.log_dict(metrics, batch_size=size, on_step=False, on_epoch=True, prog_bar=split == "val")
+        if split == "train":
+            loss = loss + regularization_loss(self.backbone)  # AdaLoRA's orthogonality penalty; 0 otherwise
         return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:
+            finetune_step(self.backbone, self.global_step)  # AdaLoRA's rank allocation; no-op otherwise
 
     def predict_step(self, batch, batch_idx):
         return self(batch["input_ids"], batch["attention_mask"]).argmax(dim=-1)

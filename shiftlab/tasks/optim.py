@@ -21,7 +21,10 @@ class OptimConfig:
 
 
 def _no_decay(name: str, parameter: nn.Parameter) -> bool:
-    return parameter.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+    """Biases and norms, and parameters whose neutral value is not 0 (IA3's scaling vectors sit
+    at 1, a prefix at the model's own keys/values): weight decay would pull them away from it."""
+    return (parameter.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+            or "ia3_l" in name or ".prefix." in name)
 
 
 def configure_adamw(module: nn.Module, config: OptimConfig, total_steps: int):

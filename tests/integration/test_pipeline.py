@@ -125,3 +125,18 @@ def test_lightning_epochs_reach_the_shifts(tmp_path):
     assert sorted(by_epoch) == [0, 1, 2]
     changed = sum(not torch.equal(by_epoch[0][s], by_epoch[1][s]) for s in by_epoch[0])
     assert changed > len(by_epoch[0]) // 2
+
+
+FINETUNE_MODES = sorted(p.stem for p in (CONF / "finetune").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("mode", FINETUNE_MODES)
+def test_every_finetune_mode_runs_after_shift_pretraining(mode, tmp_path):
+    metrics = run(config(f"finetune={mode}", "task=order"), tmp_path)
+    fraction = metrics["order/trainable_fraction"]
+    if mode == "full":
+        assert fraction > 0.9  # all but BERT's unused pooler
+    else:
+        assert 0 < fraction < 0.5, fraction
+    assert (tmp_path / "order" / "adapter" / "finetune_mode.json").exists()
+    assert "order/test/acc" in metrics
