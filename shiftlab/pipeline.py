@@ -156,7 +156,7 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
     export_adapter(module.backbone, run_dir / task / "adapter", head=module.head)
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
-    results.update(save_reports(trainer, module, data, "test", run_dir / task / "reports"))
+    results.update(save_reports(module, data, "test", run_dir / task / "reports"))
     results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import torch
 
 from shiftlab.metrics.reports import (
@@ -21,13 +20,16 @@ from shiftlab.metrics.reports import (
 IGNORE_INDEX = -100
 
 
-def predictions(trainer: L.Trainer, module, loader) -> tuple[list, list]:
-    """(y_true, y_pred) over a loader: label ids per sequence, or per word (first sub-words)."""
+def predictions(module, loader) -> tuple[list, list]:
+    """(y_true, y_pred) over a loader: label ids per sequence, or per word (first sub-words).
+    Runs wherever the module's weights are (the trainer may leave them on a GPU)."""
     y_true, y_pred = [], []
+    device = next(module.parameters()).device
     module.eval()
     with torch.no_grad():
         for batch in loader:
-            predicted = module(batch["input_ids"], batch["attention_mask"]).argmax(dim=-1)
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            predicted = module(ids, mask).argmax(dim=-1).cpu()
             labels = batch["labels"]
             if labels.dim() == 1:
                 y_true += labels.tolist()
@@ -40,10 +42,10 @@ def predictions(trainer: L.Trainer, module, loader) -> tuple[list, list]:
     return y_true, y_pred
 
 
-def save_reports(trainer: L.Trainer, module, data, split: str, directory: Path) -> dict[str, float]:
+def save_reports(module, data, split: str, directory: Path) -> dict[str, float]:
     """Write the reports of ``split`` under ``directory``; return headline numbers for metrics.json."""
     names = data.label_names
-    y_true, y_pred = predictions(trainer, module, getattr(data, f"{split}_dataloader")())
+    y_true, y_pred = predictions(module, getattr(data, f"{split}_dataloader")())
     if data.family == "classification":
         report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
         report.title = f"{data.task} ({split}): classification report"
