@@ -140,3 +140,15 @@ def test_every_finetune_mode_runs_after_shift_pretraining(mode, tmp_path):
         assert 0 < fraction < 0.5, fraction
     assert (tmp_path / "order" / "adapter" / "finetune_mode.json").exists()
     assert "order/test/acc" in metrics
+
+
+@pytest.mark.parametrize("mode", ["lora", "prefix", "full"])
+def test_a_run_evaluates_again_from_its_exports(mode, tmp_path):
+    from shiftlab.evaluate import evaluate_run, main
+
+    metrics = run(config(f"finetune={mode}", "task=order"), tmp_path)
+    again = evaluate_run(tmp_path)
+    assert again["order/test/acc"] == pytest.approx(metrics["order/test/acc"], abs=1e-6)
+    assert again["order/test/loss"] == pytest.approx(metrics["order/test/loss"], rel=1e-4)
+    assert (tmp_path / "order" / "eval_test" / "test_classification_report.json").exists()
+    assert main([str(tmp_path / "nowhere")]) == 1
