@@ -66,7 +66,8 @@ def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: 
         results = (trainer.validate if split == "val" else trainer.test)(module, dataloaders=loader, verbose=False)
         for result in results:
             metrics.update({f"{task}/{key}": float(value) for key, value in result.items()})
-        reports = save_reports(module, data, split, run_dir / task / f"eval_{split}")
+        outputs = module.test_outputs if split == "test" else None
+        reports = save_reports(module, data, split, run_dir / task / f"eval_{split}", outputs)
         metrics.update({f"{task}/{key}": value for key, value in reports.items()})
     write_json_atomic(run_dir / f"eval_{split}_metrics.json", metrics)
     return metrics

@@ -150,13 +150,15 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     log.info("fine-tuning on %s (%s, %d labels), finetune=%s", task, data.family, len(data.label_names), mode)
     trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps") or -1)
     trainer.fit(module, datamodule=data)
-    results = {**_numbers(trainer.validate(module, datamodule=data, verbose=False)),
-               **_numbers(trainer.test(module, datamodule=data, verbose=False))}
+    # The last epoch's validation (it ran at the end of fit) and one test pass, whose
+    # predictions the reports reuse.
+    results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    results.update(_numbers(trainer.test(module, datamodule=data, verbose=False)))
     _finish_loggers(trainer)
     # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
     export_adapter(module.backbone, run_dir / task / "adapter", head=module.head)
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
-    results.update(save_reports(module, data, "test", run_dir / task / "reports"))
+    results.update(save_reports(module, data, "test", run_dir / task / "reports", module.test_outputs))
     results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results
 

@@ -20,32 +20,41 @@ from shiftlab.metrics.reports import (
 IGNORE_INDEX = -100
 
 
-def predictions(module, loader) -> tuple[list, list]:
-    """(y_true, y_pred) over a loader: label ids per sequence, or per word (first sub-words).
-    Runs wherever the module's weights are (the trainer may leave them on a GPU)."""
-    y_true, y_pred = [], []
+def predict(module, loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(label ids, predicted ids) per batch of a loader, wherever the module's weights are (the
+    trainer may leave them on a GPU)."""
+    outputs = []
     device = next(module.parameters()).device
     module.eval()
     with torch.no_grad():
         for batch in loader:
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            predicted = module(ids, mask).argmax(dim=-1).cpu()
-            labels = batch["labels"]
-            if labels.dim() == 1:
-                y_true += labels.tolist()
-                y_pred += predicted.tolist()
-                continue
-            for gold_row, pred_row in zip(labels, predicted):
-                keep = gold_row != IGNORE_INDEX
-                y_true.append(gold_row[keep].tolist())
-                y_pred.append(pred_row[keep].tolist())
+            outputs.append((batch["labels"], module(ids, mask).argmax(dim=-1).cpu()))
+    return outputs
+
+
+def as_lists(outputs) -> tuple[list, list]:
+    """(y_true, y_pred): label ids per sequence, or per word (first sub-words only)."""
+    y_true, y_pred = [], []
+    for labels, predicted in outputs:
+        if labels.dim() == 1:
+            y_true += labels.tolist()
+            y_pred += predicted.tolist()
+            continue
+        for gold_row, pred_row in zip(labels, predicted):
+            keep = gold_row != IGNORE_INDEX
+            y_true.append(gold_row[keep].tolist())
+            y_pred.append(pred_row[keep].tolist())
     return y_true, y_pred
 
 
-def save_reports(module, data, split: str, directory: Path) -> dict[str, float]:
-    """Write the reports of ``split`` under ``directory``; return headline numbers for metrics.json."""
+def save_reports(module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
+    """Write the reports of ``split`` under ``directory``; return headline numbers for metrics.json.
+    ``outputs``: the (labels, predictions) a test pass already collected; else ``split`` is predicted."""
     names = data.label_names
-    y_true, y_pred = predictions(module, getattr(data, f"{split}_dataloader")())
+    if outputs is None:
+        outputs = predict(module, getattr(data, f"{split}_dataloader")())
+    y_true, y_pred = as_lists(outputs)
     if data.family == "classification":
         report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
         report.title = f"{data.task} ({split}): classification report"

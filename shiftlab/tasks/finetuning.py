@@ -51,7 +51,13 @@ class _ClassificationModule(SplitStepModule):
         self.log_dict(metrics, batch_size=size, on_step=False, on_epoch=True, prog_bar=split == "val")
         if split == "train":
             loss = loss + regularization_loss(self.backbone)  # AdaLoRA's orthogonality penalty; 0 otherwise
+        if split == "test":  # kept for the reports, so the test split is not predicted twice
+            self.test_outputs.append((labels.detach().cpu(), logits.argmax(dim=-1).detach().cpu()))
         return loss
+
+    def on_test_epoch_start(self):
+        # (label ids, predicted ids) per test batch, of this process: the reports read them.
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:

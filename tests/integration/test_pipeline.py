@@ -139,7 +139,7 @@ def test_every_finetune_mode_runs_after_shift_pretraining(mode, tmp_path):
     else:
         assert 0 < fraction < 0.5, fraction
     assert (tmp_path / "order" / "adapter" / "finetune_mode.json").exists()
-    assert "order/test/acc" in metrics
+    assert "order/test/acc" in metrics and "order/val/acc" in metrics and "order/val/loss" in metrics
 
 
 @pytest.mark.parametrize("mode", ["lora", "prefix", "full"])
