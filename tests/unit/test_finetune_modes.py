@@ -27,7 +27,7 @@ from shiftlab.models.finetune_modes import (
     regularization_loss,
     trainable_parameters,
 )
-from shiftlab.models.prefix import PrefixBackbone, prefix_stack, prefixed_hidden
+from shiftlab.models.prefix import PrefixBackbone, prefix_stack, prefixed_hidden, run_with_cache
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FAMILIES = ("tiny_bert", "tiny_gpt2", "tiny_bart")
@@ -233,7 +233,8 @@ def test_prefix_init_from_tokens_is_their_keys_and_values(tokenizer):
     stack.eval()
     cache = DynamicCache()
     with torch.no_grad():
-        stack(input_ids=torch.tensor([[8, 9, 10, 11, 12]]), cache=cache)
+        ids = torch.tensor([[8, 9, 10, 11, 12]])
+        run_with_cache(stack, ids, torch.ones_like(ids), cache)
     torch.testing.assert_close(backbone.prefix.key_values[1, 0], cache.layers[1].keys[0])
     torch.testing.assert_close(backbone.prefix.key_values[0, 1], cache.layers[0].values[0])
 
