@@ -1,4 +1,6 @@
-"""Evaluation metrics and reports (pure Python; see :mod:`shiftlab.metrics.reports`).
+"""Evaluation metrics and reports: classification reports in pure Python
+(:mod:`shiftlab.metrics.reports`) and generation reports -- BLEU / chrF / ROUGE via sacrebleu and
+rouge-score, imported only when a report is computed (:mod:`shiftlab.metrics.generation`).
 
 The names are loaded on first use, so that ``python -m shiftlab.metrics.reports`` does not
 import the module twice (runpy warns when a package has already imported the module it runs).
@@ -9,20 +11,26 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = [
-    "Report",
-    "entity_classification_report",
-    "get_entities",
-    "read_conll_predictions",
-    "report_conll_file",
-    "sequence_classification_report",
-    "token_classification_report",
-]
+_MODULES = {
+    "Report": ".reports",
+    "entity_classification_report": ".reports",
+    "get_entities": ".reports",
+    "read_conll_predictions": ".reports",
+    "report_conll_file": ".reports",
+    "sequence_classification_report": ".reports",
+    "token_classification_report": ".reports",
+    "GenerationReport": ".generation",
+    "copy_source_baseline": ".generation",
+    "generation_report": ".generation",
+    "save_generation_report": ".generation",
+}
+
+__all__ = list(_MODULES)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module(".reports", __name__), name)
+    if name in _MODULES:
+        return getattr(importlib.import_module(_MODULES[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
