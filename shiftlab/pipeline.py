@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
+from shiftlab.data.generation import GenerationDataModule
 from shiftlab.data.tokenization import build_char_tokenizer
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
@@ -29,6 +30,7 @@ from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
 from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
 from shiftlab.tasks.evaluation import save_reports
+from shiftlab.tasks.generation import Seq2SeqModule
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
 
 log = logging.getLogger("shiftlab")
@@ -73,7 +75,7 @@ def resolve_tasks(tasks_cfg, corpus) -> dict[str, dict]:
     available = corpus.tasks()
     if tasks_cfg == "auto":
         names = corpus.default_tasks() if hasattr(corpus, "default_tasks") else [
-            name for name, family in available.items() if family in ("classification", "tagging")]
+            name for name, family in available.items() if family in ("classification", "tagging", "generation")]
         return {name: {} for name in names}
     tasks = OmegaConf.to_container(tasks_cfg, resolve=True) if not isinstance(tasks_cfg, dict) else dict(tasks_cfg)
     unknown = [name for name in tasks if name not in available]
@@ -132,22 +134,37 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
 
 def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_source: BackboneSpec, run_dir: Path) -> dict[str, float]:
     stage = cfg.finetune
-    data = TaskDataModule(corpus, task, tokenizer, framing, seed=int(cfg.seed), batch_size=stage.batch_size,
-                          num_workers=cfg.data.num_workers, max_length=cfg.data.max_length)
+    task_cfg = dict(task_cfg)
+    generation = corpus.tasks()[task] == "generation"
+    loader_args = dict(seed=int(cfg.seed), batch_size=stage.batch_size, num_workers=cfg.data.num_workers,
+                       max_length=cfg.data.max_length)
+    if generation:
+        data = GenerationDataModule(corpus, task, tokenizer, framing, max_target_length=task_cfg.pop("max_target_length", None),
+                                    **loader_args)
+    else:
+        data = TaskDataModule(corpus, task, tokenizer, framing, **loader_args)
     data.setup()
-    backbone = build_backbone(backbone_source, tokenizer, with_lm_head=False)
+    # Generation decodes through the vocabulary head, so the backbone keeps it.
+    backbone = build_backbone(backbone_source, tokenizer, with_lm_head=generation)
     mode = stage.get("name") or "full"
     params = OmegaConf.to_container(stage.params, resolve=True) if stage.get("params") else {}
+    if generation:
+        params = generation_finetune_params(mode, params)
     accumulate = int(cfg.trainer.get("accumulate_grad_batches") or 1)
     total_steps = stage.max_epochs * math.ceil(len(data.train_dataloader()) / accumulate)
     if stage.get("max_steps"):
         total_steps = min(total_steps, int(stage.max_steps))
-    backbone = apply_finetune_mode(backbone, mode, total_steps=total_steps, **params)
-    module_cls = TASK_MODULES[data.family]
-    module = module_cls(backbone, data.label_names, optim=OptimConfig(**stage.optim), **dict(task_cfg))
+    backbone = apply_finetune_mode(backbone, mode, total_steps=total_steps, lm_head=generation, **params)
+    optim = OptimConfig(**stage.optim)
+    if generation:
+        module = Seq2SeqModule(backbone, pad_id=tokenizer.pad_token_id, eos_id=data.eos_id, decode_text=data.decode,
+                               texts=lambda split: (data.sources(split), data.references(split)),
+                               target_lang=data.target_lang(), optim=optim, **task_cfg)
+    else:
+        module = TASK_MODULES[data.family](backbone, data.label_names, optim=optim, **task_cfg)
     trainable, _, fraction = trainable_parameters(module)
     print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
-    log.info("fine-tuning on %s (%s, %d labels), finetune=%s", task, data.family, len(data.label_names), mode)
+    log.info("fine-tuning on %s (%s), finetune=%s", task, data.family, mode)
     trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps") or -1)
     trainer.fit(module, datamodule=data)
     # The last epoch's validation (it ran at the end of fit) and one test pass, whose
@@ -156,11 +173,41 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     results.update(_numbers(trainer.test(module, datamodule=data, verbose=False)))
     _finish_loggers(trainer)
     # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
-    export_adapter(module.backbone, run_dir / task / "adapter", head=module.head)
+    export_adapter(module.backbone, run_dir / task / "adapter", head=getattr(module, "head", None))
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
-    results.update(save_reports(module, data, "test", run_dir / task / "reports", module.test_outputs))
-    results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
+    if generation:
+        results.update(save_generation_reports(module, data, run_dir / task / "reports"))
+    else:
+        results.update(save_reports(module, data, "test", run_dir / task / "reports", module.test_outputs))
+        results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results
+
+
+def generation_finetune_params(mode: str, params: dict) -> dict:
+    """A generation task trains its decoder too: the modes' ``scope`` becomes ``all`` (an
+    encoder prefix stays encoder-only; ``frozen`` would leave nothing to train)."""
+    if mode == "frozen":
+        raise ValueError("finetune=frozen trains only a task head, and a generation task has none (its vocabulary "
+                         "head is tied to the embeddings); use full, lora, adalora, ia3 or prefix")
+    params = dict(params)
+    if mode != "prefix":
+        params["scope"] = "all"
+    return params
+
+
+def save_generation_reports(module: Seq2SeqModule, data: GenerationDataModule, directory: Path) -> dict[str, float]:
+    """The test report (scores, signature, decoding, examples) and the copy-the-source baseline
+    it must beat, as text + JSON; returns the baseline's scores as ``test/copy_source_<metric>``."""
+    from shiftlab.metrics.generation import copy_source_baseline
+
+    if module.test_report is None:
+        return {}
+    module.test_report.save(directory, "generation")
+    print(module.test_report.to_text(), flush=True)
+    baseline = copy_source_baseline(data.sources("test"), data.references("test"), target_lang=data.target_lang(),
+                                    metrics=module.metrics_names)
+    baseline.save(directory, "copy_source_baseline")
+    return {f"test/copy_source_{name}": float(value) for name, value in baseline.scores.items()}
 
 
 def majority_baseline(train_labels: list[int], eval_labels: list[int], split: str) -> dict[str, float]:

@@ -137,6 +137,15 @@ def split_words(text: str) -> list[str]:
     return text.split()
 
 
+_WORD_OR_PUNCT = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+
+
+def split_punct(text: str) -> list[str]:
+    """Words with punctuation split off (``"Tom's here."`` -> ``["Tom's", "here", "."]``): for raw,
+    untokenised sentences such as Tatoeba's, so a word and its punctuated form share one token."""
+    return _WORD_OR_PUNCT.findall(text)
+
+
 def split_chars(text: str) -> list[str]:
     """One item per non-space character: for unsegmented scripts (Chinese, Japanese)."""
     return [ch for ch in text if not ch.isspace()]

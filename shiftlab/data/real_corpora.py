@@ -4,9 +4,10 @@
 - :class:`ClassificationCorpus`: TSV/CSV sequence classification (SST-2), one task;
 - :class:`TextCorpus`: raw text for shift pretraining only (tinyshakespeare), no tasks;
 - :class:`ParallelCorpus`: sentence pairs (Tatoeba, Multi30k), task ``translation`` of family
-  ``generation``. The framework does not train that family yet: ``label_names`` raises, so a
-  :class:`~shiftlab.data.datamodules.TaskDataModule` refuses it up front; the pairs are there
-  for pretraining on the source side and for a future sequence-to-sequence stage.
+  ``generation``, trained by :class:`~shiftlab.data.generation.GenerationDataModule` and
+  :class:`~shiftlab.tasks.generation.Seq2SeqModule`; ``label_names`` raises (no label set), so a
+  :class:`~shiftlab.data.datamodules.TaskDataModule` refuses it up front. Pretraining reads the
+  source side.
 
 Common behaviour. Paths are str or Path; relative paths resolve against the current directory
 when the corpus is made, and a missing file fails then (not at the first read). Splits are read
@@ -26,7 +27,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .corpus import SPLITS, LabelledSplit
-from .readers import label_set, read_classification, read_conll, read_parallel, read_text, split_chars, split_words
+from .readers import (label_set, read_classification, read_conll, read_parallel, read_text, split_chars, split_punct,
+                      split_words)
 
 __all__ = ["ClassificationCorpus", "ConllCorpus", "ParallelCorpus", "TextCorpus"]
 
@@ -45,7 +47,7 @@ def _resolve(path, role: str) -> Path:
 def _tokenizer(tokenize) -> Callable[[str], list[str]]:
     if callable(tokenize):
         return tokenize
-    named = {"words": split_words, "chars": split_chars}
+    named = {"words": split_words, "punct": split_punct, "chars": split_chars}
     if tokenize not in named:
         raise ValueError(f"unknown tokenize {tokenize!r}; expected a callable or one of {', '.join(named)}")
     return named[tokenize]
@@ -302,8 +304,10 @@ class ParallelCorpus(_FileCorpus):
     task = "translation"
 
     def __init__(self, train, val=None, test=None, *, source_column: int = 0, target_column: int = 1,
-                 delimiter: str = "\t", holdout_fraction: float = 0.05, tokenize="words", target_tokenize=None):
+                 delimiter: str = "\t", holdout_fraction: float = 0.05, tokenize="words", target_tokenize=None,
+                 target_lang: str | None = None):
         super().__init__()
+        self.target_lang = target_lang  # for the BLEU tokenisation (sacreBLEU's zh for Chinese)
         self.sources = {"train": self._source(train, "train")}
         for split, spec in (("val", val), ("test", test)):
             if spec is not None:
@@ -314,6 +318,8 @@ class ParallelCorpus(_FileCorpus):
         self.holdout_fraction = float(holdout_fraction)
         self._source_tokenize = _tokenizer(tokenize)
         self._target_tokenize = _tokenizer(tokenize if target_tokenize is None else target_tokenize)
+        target_style = tokenize if target_tokenize is None else target_tokenize
+        self._target_joiner = "" if target_style == "chars" else " "
         self._options = dict(source_column=source_column, target_column=target_column, delimiter=delimiter)
 
     @staticmethod
@@ -366,6 +372,11 @@ class ParallelCorpus(_FileCorpus):
         self._check_split(split)
         return list(self._raw()[split])
 
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Target tokens back to a sentence: characters joined as they are (``target_tokenize=chars``),
+        words with spaces; what generated text is scored as, against :meth:`sentence_pairs`."""
+        return self._target_joiner.join(tokens)
+
     def texts(self, split: str) -> list[list[str]]:
         self._check_split(split)
         return [list(s) for s, _ in self._pairs(split)]
@@ -383,8 +394,7 @@ class ParallelCorpus(_FileCorpus):
         self._check_task(task)
         raise ValueError(
             f"task {task!r} of {self._name} ({self._describe('train')}) is a generation task: it has no label "
-            "set, and shiftlab trains only classification and tagging tasks so far; use pairs(split) and "
-            "vocabulary(side='target')"
+            "set (shiftlab.data.generation.GenerationDataModule reads its pairs)"
         )
 
     def vocabulary(self, side: str = "both") -> list[str]:

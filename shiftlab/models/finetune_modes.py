@@ -91,10 +91,13 @@ TARGET_MODULES: dict[str, TargetDefaults] = {
 # applying a mode
 
 
-def apply_finetune_mode(backbone: Backbone, mode: str, *, total_steps: int | None = None, **params: Any) -> Backbone:
+def apply_finetune_mode(backbone: Backbone, mode: str, *, total_steps: int | None = None, lm_head: bool = False,
+                        **params: Any) -> Backbone:
     """Adapt ``backbone`` for fine-tuning in ``mode``; returns the backbone to train (see the
     module docstring). ``total_steps`` is only read by ``adalora`` (when ``total_step`` is not in
-    ``params``); every other parameter is the mode's own (``conf/finetune/<mode>.yaml``)."""
+    ``params``); every other parameter is the mode's own (``conf/finetune/<mode>.yaml``).
+    ``lm_head=True``: the backbone was built with its vocabulary head on purpose (generation
+    tasks), so the PEFT modes wrap the model with its head instead of refusing it."""
     if mode not in FINETUNE_MODES:
         raise ValueError(f"unknown fine-tuning mode {mode!r}; valid: {', '.join(FINETUNE_MODES)}")
     if getattr(backbone, "finetune_mode", None) is not None:
@@ -113,7 +116,7 @@ def apply_finetune_mode(backbone: Backbone, mode: str, *, total_steps: int | Non
                 parameter.requires_grad_(False)
         resolved: dict[str, Any] = {"scope": scope}
     elif mode in PEFT_MODES:
-        resolved = _apply_peft(backbone, mode, scope, params, total_steps)
+        resolved = _apply_peft(backbone, mode, scope, params, total_steps, lm_head=lm_head)
     else:
         backbone, resolved = _apply_prefix(backbone, scope, params)
     backbone.finetune_mode = mode
@@ -126,10 +129,11 @@ def _no_params_left(mode: str, params: dict) -> None:
         raise ValueError(f"finetune={mode}: unknown parameter(s) {', '.join(sorted(params))}")
 
 
-def _apply_peft(backbone: Backbone, mode: str, scope: str, params: dict, total_steps: int | None) -> dict:
+def _apply_peft(backbone: Backbone, mode: str, scope: str, params: dict, total_steps: int | None, *,
+                lm_head: bool = False) -> dict:
     from peft import AdaLoraConfig, IA3Config, LoraConfig, get_peft_model
 
-    if backbone.base is not backbone.model:
+    if backbone.base is not backbone.model and not lm_head:
         raise ValueError(f"finetune={mode} wraps the bare model: build the backbone with with_lm_head=False")
     model_type = getattr(backbone.config, "model_type", None)
     defaults = TARGET_MODULES.get(model_type)

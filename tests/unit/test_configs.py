@@ -163,7 +163,8 @@ def test_real_data_configs_read_their_files_in_place(option, tasks):
         assert corpus.labelled(name, "test").words
 
 
-SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner")]  # those two: their corpora below
+# sst2, ner: their corpora below; translation: tests/unit/test_generation_task.py (Tatoeba and toy pairs).
+SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner", "translation")]
 
 
 @pytest.mark.parametrize("option", SYNTHETIC_TASKS)

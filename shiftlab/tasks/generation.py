@@ -1,0 +1,166 @@
+"""Sequence-to-sequence fine-tuning (translation, summarisation) on an encoder-decoder backbone.
+
+Training is teacher-forced: the decoder reads ``shift_right(labels)`` and is scored with
+cross-entropy on the labels (``train/``, ``val/``, ``test/loss``). Validation and test also
+*generate* (greedy or beam search, ``decoding``) and score the text against the untokenised
+references with sacreBLEU / ROUGE (:mod:`shiftlab.metrics.generation`): ``val/bleu``,
+``test/bleu``, ``test/chrf``... The encoder states come from ``Backbone.hidden`` and are handed
+to ``generate`` as ``encoder_outputs``, so every fine-tuning mode (PEFT adapters, an encoder
+prefix) is honoured by generation exactly as by training.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from shiftlab.models import Backbone
+from shiftlab.models.finetune_modes import finetune_step, regularization_loss
+from shiftlab.shifts import shift_right
+
+from .base import SplitStepModule
+from .optim import OptimConfig
+
+IGNORE_INDEX = -100
+STRATEGIES = ("greedy", "beam")
+
+
+class Seq2SeqModule(SplitStepModule):
+    """``decode_text(ids) -> str`` and ``texts(split) -> (sources, references)`` come from the data
+    module; ``decoding`` = ``{strategy: greedy|beam, num_beams, max_new_tokens, length_penalty}``
+    (test), ``val_decoding`` likewise for validation (greedy by default, on at most
+    ``val_generate_limit`` pairs per epoch; 0 turns validation generation off)."""
+
+    def __init__(self, backbone: Backbone, *, pad_id: int, eos_id: int, decode_text: Callable[[list[int]], str],
+                 texts: Callable[[str], tuple[list[str], list[str]]], target_lang: str | None = None,
+                 metrics: tuple[str, ...] | list[str] = ("bleu", "chrf"), decoding: dict | None = None,
+                 val_decoding: dict | None = None, val_generate_limit: int = 512, n_examples: int = 5,
+                 optim: OptimConfig | dict | None = None):
+        super().__init__(optim)
+        if backbone.kind != "encoder_decoder":
+            raise ValueError(f"generation tasks need an encoder_decoder backbone; {backbone.name!r} is {backbone.kind} "
+                             "(e.g. backbone=tiny_bart)")
+        self.backbone = backbone
+        self.pad_id, self.eos_id = int(pad_id), int(eos_id)
+        self.decoder_start = backbone.config.decoder_start_token_id
+        if self.decoder_start is None:
+            raise ValueError(f"backbone {backbone.name!r} has no decoder_start_token_id in its config")
+        self.decode_text, self.texts = decode_text, texts
+        self.target_lang, self.metrics_names, self.n_examples = target_lang, tuple(metrics), int(n_examples)
+        self.decoding = _decoding(decoding, "decoding", default_strategy="beam")
+        self.val_decoding = _decoding(val_decoding, "val_decoding", default_strategy="greedy")
+        self.val_generate_limit = int(val_generate_limit)
+        self.test_report = None
+        self._generated: dict[str, dict[int, str]] = {}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced vocabulary logits ``[B, T, V]`` for ``labels``."""
+        encoder_states = self.backbone.hidden(input_ids, attention_mask)
+        decoder_inputs = shift_right(labels, self.pad_id, self.decoder_start)
+        decoder_states = self.backbone.decode(decoder_inputs, encoder_states, attention_mask,
+                                              decoder_attention_mask=(labels != IGNORE_INDEX).long())
+        return self.backbone.vocab_logits(decoder_states)
+
+    def _step(self, batch: dict, split: str) -> torch.Tensor:
+        labels = batch["labels"]
+        logits = self(batch["input_ids"], batch["attention_mask"], labels)
+        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        size = labels.shape[0]
+        self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
+        if split == "train":
+            return loss + regularization_loss(self.backbone)
+        decoding = self.decoding if split == "test" else self.val_decoding
+        store = self._generated.setdefault(split, {})
+        if split == "test" or len(store) < self.val_generate_limit:
+            for index, text in zip(batch["index"].tolist(), self.generate_text(batch, decoding)):
+                store[index] = text
+        return loss
+
+    @torch.no_grad()
+    def generate_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoding: dict | None = None) -> torch.Tensor:
+        """Generated target ids ``[B, <= max_new_tokens]`` (without the decoder start token)."""
+        from transformers import GenerationConfig
+        from transformers.modeling_outputs import BaseModelOutput
+
+        decoding = self.decoding if decoding is None else _decoding(decoding, "decoding", default_strategy="greedy")
+        encoder_states = self.backbone.hidden(input_ids, attention_mask)
+        config = GenerationConfig(
+            max_new_tokens=decoding["max_new_tokens"], num_beams=decoding["num_beams"], do_sample=False,
+            length_penalty=decoding["length_penalty"], early_stopping=decoding["num_beams"] > 1,
+            decoder_start_token_id=self.decoder_start, bos_token_id=self.decoder_start, eos_token_id=self.eos_id,
+            pad_token_id=self.pad_id, forced_bos_token_id=None, forced_eos_token_id=None, no_repeat_ngram_size=0,
+        )
+        output = _generator(self.backbone).generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=attention_mask,
+            generation_config=config,
+        )
+        return output[:, 1:]  # drop the decoder start token
+
+    def generate_text(self, batch: dict, decoding: dict | None = None) -> list[str]:
+        ids = self.generate_ids(batch["input_ids"], batch["attention_mask"], decoding)
+        return [self.decode_text(row) for row in ids.tolist()]
+
+    def on_validation_epoch_start(self):
+        self._generated["val"] = {}
+
+    def on_test_epoch_start(self):
+        self._generated["test"] = {}
+
+    def on_validation_epoch_end(self):
+        report = self._score("val", self.val_decoding)
+        if report is not None:
+            self.log("val/bleu" if "bleu" in report.scores else f"val/{next(iter(report.scores))}",
+                     float(report.scores.get("bleu", next(iter(report.scores.values())))), prog_bar=True)
+
+    def on_test_epoch_end(self):
+        self.test_report = self._score("test", self.decoding)
+        if self.test_report is not None:
+            for name, value in self.test_report.scores.items():
+                self.log(f"test/{name}", float(value))
+
+    def _score(self, split: str, decoding: dict):
+        from shiftlab.metrics.generation import generation_report
+
+        generated = self._generated.get(split) or {}
+        if not generated or self.trainer.sanity_checking:
+            return None
+        sources, references = self.texts(split)
+        order = sorted(generated)
+        return generation_report(
+            [generated[i] for i in order], [references[i] for i in order], sources=[sources[i] for i in order],
+            target_lang=self.target_lang, metrics=self.metrics_names, n_examples=self.n_examples,
+            decoding=dict(decoding), title=f"{split} split, {len(order)} of {len(references)} pairs",
+        )
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:
+            finetune_step(self.backbone, self.global_step)
+
+    def predict_step(self, batch, batch_idx):
+        return self.generate_text(batch)
+
+
+def _generator(backbone: Backbone):
+    """The transformers model whose ``generate`` to call: PEFT wraps it, with its adapters injected."""
+    model = backbone.model
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def _decoding(spec: dict | None, key: str, *, default_strategy: str) -> dict[str, Any]:
+    spec = dict(spec or {})
+    strategy = spec.pop("strategy", default_strategy)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"task {key}.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    num_beams = int(spec.pop("num_beams", 4 if strategy == "beam" else 1))
+    if strategy == "greedy" and num_beams != 1:
+        raise ValueError(f"task {key}: strategy greedy takes num_beams 1, got {num_beams} (use strategy: beam)")
+    if num_beams < 1:
+        raise ValueError(f"task {key}.num_beams must be >= 1, got {num_beams}")
+    resolved = {"strategy": strategy, "num_beams": num_beams, "max_new_tokens": int(spec.pop("max_new_tokens", 64)),
+                "length_penalty": float(spec.pop("length_penalty", 1.0))}
+    if spec:
+        raise ValueError(f"task {key}: unknown key(s) {', '.join(sorted(spec))}; known: strategy, num_beams, "
+                         "max_new_tokens, length_penalty")
+    return resolved
