@@ -160,7 +160,7 @@ def test_pipeline_runs_sampled_triples(shift, objective, backbone, tmp_path):
         f"shift={shift}", f"objective={objective}", f"backbone={backbone}", "task=order", "logger=none",
         "data.corpus.n_pretrain=120", "data.corpus.n_train=40", "data.corpus.n_val=10", "data.corpus.n_test=10",
         "data.sentences_per_sample=2", "pretrain.max_steps=3", "pretrain.val_check_interval=3",
-        "pretrain.batch_size=8", "finetune.max_epochs=1", "+finetune.max_steps=2", "trainer.enable_progress_bar=false",
+        "pretrain.batch_size=8", "finetune.max_epochs=1", "finetune.max_steps=2", "trainer.enable_progress_bar=false",
     ).copy()
     if cfg.backbone.name_or_path is None:  # tiny, built from config: smaller still
         cfg.backbone.config[SMALL_WIDTH[cfg.backbone.model_type]] = 32

@@ -28,7 +28,7 @@ TINY = [
     "pretrain.val_check_interval=3",
     "pretrain.batch_size=8",
     "finetune.max_epochs=1",
-    "+finetune.max_steps=3",
+    "finetune.max_steps=3",
     "trainer.enable_progress_bar=false",
     "logger=none",
 ]

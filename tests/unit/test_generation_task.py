@@ -173,7 +173,7 @@ def test_pipeline_writes_the_generation_report_and_the_copy_baseline(toy_file, t
         cfg = compose("train", overrides=[
             "experiment=tatoeba_bart", f"data.corpus.train={toy_file}", "data.corpus.holdout_fraction=0.1",
             "backbone.config.d_model=32", "backbone.config.encoder_layers=1", "backbone.config.decoder_layers=1",
-            "pretrain.max_steps=3", "pretrain.val_check_interval=3", "finetune.max_epochs=1", "+finetune.max_steps=3",
+            "pretrain.max_steps=3", "pretrain.val_check_interval=3", "finetune.max_epochs=1", "finetune.max_steps=3",
             "finetune=lora", "task.tasks.translation.decoding.max_new_tokens=8", "logger=none",
             "trainer.enable_progress_bar=false",
         ])

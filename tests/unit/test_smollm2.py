@@ -303,7 +303,7 @@ def test_pipeline_shift_pretrains_and_fine_tunes_smollm2(smollm2_dir, tmp_path):
         "backbone=smollm2", "data=sst2", "objective=clm_shifted", "shift=local_shuffle", "finetune=lora",
         f"data.corpus.train={data['train']}", f"data.corpus.val={data['dev']}", f"data.corpus.test={data['test']}",
         "data.max_length=24", "pretrain.max_steps=2", "pretrain.val_check_interval=2", "pretrain.batch_size=4",
-        "pretrain.optim.lr=3e-5", "finetune.max_epochs=1", "+finetune.max_steps=2", "finetune.batch_size=4",
+        "pretrain.optim.lr=3e-5", "finetune.max_epochs=1", "finetune.max_steps=2", "finetune.batch_size=4",
         "trainer.enable_progress_bar=false", "logger=none",
     )
     metrics = run(cfg, tmp_path / "run")
