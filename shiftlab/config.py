@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+_CALLS = itertools.count()
 
 
 def package_dir(module: str, subpath: str = "", pip_name: str = "") -> str:
@@ -42,10 +45,30 @@ def project_root() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
+def unique_suffix() -> str:
+    """``${unique_suffix:}``: a short token that differs at every call (time in microseconds, the
+    process id and a per-process counter, base 36), for directories that must never collide (a
+    sweep job rerun, two launchers)."""
+    import os
+    import time
+
+    def base36(n: int) -> str:
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+        out = ""
+        while n:
+            n, r = divmod(n, 36)
+            out = digits[r] + out
+        return out or "0"
+
+    return f"{base36(time.time_ns() // 1000)}{base36(os.getpid())}{base36(next(_CALLS))}"
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", package_dir)
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
+    if not OmegaConf.has_resolver("unique_suffix"):
+        OmegaConf.register_new_resolver("unique_suffix", unique_suffix)
     if not OmegaConf.has_resolver("gguf_dir"):
         OmegaConf.register_new_resolver("gguf_dir", gguf_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,15 +33,34 @@ from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
 from shiftlab.tasks.evaluation import save_reports
 from shiftlab.tasks.generation import Seq2SeqModule
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
+from shiftlab.utils.run_info import JobInfo, RunRecord
 
 log = logging.getLogger("shiftlab")
 
 
-def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
+def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dict[str, float]:
+    """Run every stage; ``metrics.json`` at the end, or ``failure.json`` (and the error raised)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     print(f"shiftlab: run directory {run_dir.resolve()}", flush=True)
+    record = RunRecord(run_dir, seed=int(cfg.seed), job=job)
+    record.start()
+    progress = {"stage": "setup"}
+    try:
+        metrics = _run_stages(cfg, run_dir, progress)
+        record.finish()
+    except BaseException as error:
+        record.fail(error, progress["stage"])
+        _finish_wandb(exit_code=1)
+        print(f"shiftlab: run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
+              f"(recorded in {(run_dir / 'failure.json').resolve()})", flush=True)
+        raise
+    _finish_wandb(exit_code=0)
+    return metrics
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, float]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
     corpus = instantiate(cfg.data.corpus)
@@ -52,6 +72,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
 
     backbone_source = spec
     if cfg.objective.heads:
+        progress["stage"] = "pretrain"
         started = time.perf_counter()
         stage_metrics, export_dir = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir)
         metrics.update(_prefixed("pretrain", stage_metrics))
@@ -59,11 +80,13 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict[str, float]:
         backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(export_dir))
 
     for task, task_cfg in tasks.items():
+        progress["stage"] = task
         started = time.perf_counter()
         stage_metrics = finetune(cfg, task, task_cfg, corpus, tokenizer, framing, backbone_source, run_dir)
         metrics.update(_prefixed(task, stage_metrics))
         metrics[f"{task}/time_s"] = round(time.perf_counter() - started, 2)
 
+    progress["stage"] = "write"
     write_json_atomic(run_dir / "metrics.json", metrics)
     print(format_summary(metrics), flush=True)
     print(f"shiftlab: metrics written to {(run_dir / 'metrics.json').resolve()}", flush=True)
@@ -220,12 +243,16 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs.update(limits)
     stage_dir = run_dir / stage
-    loggers = build_loggers(cfg.logger, stage, stage_dir, cfg.get("run_name", "shiftlab"))
+    loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, **kwargs)
 
 
-def build_loggers(logger_cfg, stage: str, stage_dir: Path, run_name: str) -> list:
-    """Instantiate every logger of the ``logger`` group for one stage, writing under the run dir."""
+def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | None = None) -> list:
+    """Instantiate every logger of the ``logger`` group for one stage, writing under the run dir.
+
+    W&B: one run per job, shared by its stages (metrics prefixed ``<stage>-``), created by the
+    first stage with the job's name, group (the sweep), tags and the resolved config; finished
+    when the job ends (:func:`run`), so the next job of a multirun starts its own."""
     loggers = []
     for key, spec in (logger_cfg or {}).items():
         if spec is None:
@@ -235,18 +262,46 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, run_name: str) -> lis
         if target.endswith(("CSVLogger", "TensorBoardLogger")):
             extra.update(name=stage, version="")
         elif target.endswith("WandbLogger"):
-            extra.update(name=f"{run_name}/{stage}", group=run_name)
-        loggers.append(instantiate(spec, **extra))
+            extra.update(wandb_run_arguments(cfg, stage))
+        logger = instantiate(spec, **extra)
+        if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra:
+            # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
+            logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
+        loggers.append(logger)
     return loggers
+
+
+def wandb_run_arguments(cfg: DictConfig | None, stage: str) -> dict[str, Any]:
+    import wandb
+
+    if wandb.run is not None:  # a later stage of this job: log into the job's run
+        return {"experiment": wandb.run, "prefix": stage}
+    if cfg is None:
+        return {"prefix": stage}
+    return {"prefix": stage, "name": run_label(cfg), "group": cfg.get("run_group") or run_label(cfg),
+            "tags": run_tags(cfg), "job_type": "sweep-job" if cfg.get("run_group") else "run"}
+
+
+def run_label(cfg: DictConfig) -> str:
+    """``<backbone>-<shift>-<objective>-<finetune>-s<seed>``: a job's name in trackers."""
+    return f"{cfg.backbone.name}-{cfg.shift.name}-{cfg.objective.name}-{cfg.finetune.get('name', 'full')}-s{cfg.seed}"
+
+
+def run_tags(cfg: DictConfig) -> list[str]:
+    return [f"backbone:{cfg.backbone.name}", f"shift:{cfg.shift.name}", f"objective:{cfg.objective.name}",
+            f"finetune:{cfg.finetune.get('name', 'full')}", f"data:{cfg.data.name}", f"seed:{cfg.seed}"]
 
 
 def _finish_loggers(trainer: L.Trainer) -> None:
     for logger in trainer.loggers:
         logger.finalize("success")
-        if type(logger).__name__ == "WandbLogger":
-            import wandb
 
-            wandb.finish()
+
+def _finish_wandb(exit_code: int) -> None:
+    """End the job's W&B run, if it made one (the next job of a sweep must not log into it)."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
 
 
 def _first_id(*ids):

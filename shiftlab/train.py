@@ -26,8 +26,17 @@ logging.getLogger("lightning.pytorch").propagate = False
 def main(cfg: DictConfig) -> float | None:
     from shiftlab.pipeline import run
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    metrics = run(cfg, run_dir)
+    from hydra.types import RunMode
+
+    from shiftlab.utils.run_info import JobInfo
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    job = JobInfo(overrides=list(hydra_cfg.overrides.task))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        job.num, job.sweep_dir = int(hydra_cfg.job.num), str(hydra_cfg.sweep.dir)
+        cfg.run_group = job.group  # one W&B group per sweep
+    metrics = run(cfg, run_dir, job)
     return metrics.get(str(cfg.get("optimize_metric", ""))) if cfg.get("optimize_metric") else None
 
 

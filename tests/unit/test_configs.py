@@ -190,7 +190,7 @@ def test_logger_configs_instantiate(option, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     cfg = compose_with(f"logger={option}")
-    loggers = build_loggers(cfg.logger, "pretrain", tmp_path / "pretrain", "test-run")
+    loggers = build_loggers(cfg.logger, "pretrain", tmp_path / "pretrain", cfg)
     assert len(loggers) == len(cfg.logger)
 
 

@@ -1,0 +1,124 @@
+"""What a run records about itself, so a number can be traced back to what produced it.
+
+``run_info.json`` (written when the run starts, updated when it ends): the command line, the
+working directory, the git commit of the checkout and whether its tree was dirty, the package
+versions, the machine, the seed, the Hydra job (number, sweep directory, overrides), the W&B run
+id, the status and the times. A run that fails also leaves ``failure.json`` (the error and its
+traceback) instead of ``metrics.json``. Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .io import write_json_atomic
+
+PACKAGES = ("shiftlab", "torch", "lightning", "transformers", "tokenizers", "peft", "hydra-core", "omegaconf",
+            "torchmetrics", "wandb", "sacrebleu", "rouge-score", "gguf")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class JobInfo:
+    """The Hydra job a run belongs to (``num`` and ``sweep_dir`` only in a multirun)."""
+
+    num: int | None = None
+    sweep_dir: str | None = None
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def group(self) -> str | None:
+        """The sweep's name (its directory, ``<date>/<time>``), shared by all its jobs."""
+        if not self.sweep_dir:
+            return None
+        parts = Path(self.sweep_dir).parts
+        return "sweep-" + "-".join(parts[-2:])
+
+
+def git_state(root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The checkout's commit and whether its tree differs from it (None outside a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def package_versions(names=PACKAGES) -> dict[str, str | None]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+class RunRecord:
+    """``run_info.json`` of one run: :meth:`start`, then :meth:`finish` or :meth:`fail`."""
+
+    def __init__(self, run_dir: Path, *, seed: int, job: JobInfo | None = None):
+        self.path = Path(run_dir) / "run_info.json"
+        self.failure_path = Path(run_dir) / "failure.json"
+        self.started = time.time()
+        self.info: dict[str, Any] = {
+            "status": "running",
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None,
+            "argv": list(sys.argv),
+            "cwd": str(Path.cwd()),
+            "started": _iso(self.started),
+            "seed": int(seed),
+            "job": asdict(job or JobInfo()),
+            "git": git_state(),
+            "versions": package_versions(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "host": socket.gethostname(),
+        }
+
+    def start(self) -> None:
+        write_json_atomic(self.path, self.info)
+
+    def update(self, **values: Any) -> None:
+        self.info.update(values)
+        write_json_atomic(self.path, self.info)
+
+    def finish(self) -> None:
+        self.update(status="completed", ended=_iso(time.time()), duration_s=round(time.time() - self.started, 2))
+
+    def fail(self, error: BaseException, stage: str | None) -> None:
+        """Record the failure (``failure.json``) and mark the run failed; never raises itself."""
+        record = {
+            "status": "failed",
+            "stage": stage,
+            "error": type(error).__name__,
+            "message": str(error),
+            "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+            "ended": _iso(time.time()),
+        }
+        try:
+            write_json_atomic(self.failure_path, record)
+            self.update(status="failed", stage=stage, error=f"{type(error).__name__}: {error}", ended=record["ended"],
+                        duration_s=round(time.time() - self.started, 2))
+        except OSError:
+            pass
+
+
+def _iso(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(timestamp))

@@ -1,0 +1,82 @@
+"""Hydra multirun sweeps from the command line: one directory, one metrics.json and one W&B run
+per job; a failing job leaves a failure record and the rest of the sweep still runs; every run
+records where it came from (run_info.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sweep(tmp_path: Path, *overrides: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, list[Path]]:
+    env = dict(os.environ, SHIFTLAB_OUTPUT=str(tmp_path), WANDB_MODE="offline", WANDB_SILENT="true")
+    result = subprocess.run([sys.executable, "-m", "shiftlab.train", "-m", *overrides, "debug=smoke",
+                             "trainer.enable_progress_bar=false"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    sweeps = list((tmp_path / "multirun").glob("*/*"))
+    assert len(sweeps) == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    jobs = sorted((p for p in sweeps[0].iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_")[0]))
+    return result, jobs
+
+
+@pytest.mark.slow
+def test_a_2x2_sweep_gives_four_jobs_four_metrics_and_four_wandb_runs(tmp_path):
+    result, jobs = sweep(tmp_path, "shift=identity,token_move", "seed=0,1", "logger=wandb")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [int(job.name.split("_")[0]) for job in jobs] == [0, 1, 2, 3]
+    names = set()
+    for job in jobs:
+        assert (job / "metrics.json").is_file(), job
+        info = json.loads((job / "run_info.json").read_text())
+        assert info["status"] == "completed" and info["job"]["sweep_dir"] == str(jobs[0].parent)
+        runs = list((job / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, f"{job}: {runs}"  # its own W&B run, not the first job's
+        logged = next(runs[0].glob("*.wandb")).read_bytes()
+        shift, seed = info["job"]["overrides"][:2]
+        name = f"tiny_bert-{shift.split('=')[1]}-token_restore-full-s{seed.split('=')[1]}"
+        assert name.encode() in logged and b"sweep-" in logged  # its name, and the sweep's group
+        assert b"entities-test/acc" in logged  # the fine-tuning stage logged into the job's run
+        names.add(name)
+    assert len(names) == 4
+
+
+@pytest.mark.slow
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
+    result, jobs = sweep(tmp_path, "pretrain.optim.lr=-1,1e-3", "logger=none")
+    assert result.returncode != 0  # the sweep reports the failure...
+    failed, succeeded = jobs
+    failure = json.loads((failed / "failure.json").read_text())
+    assert failure["stage"] == "pretrain" and "Invalid learning rate" in failure["message"]
+    assert "Traceback" in failure["traceback"]
+    assert not (failed / "metrics.json").exists()
+    assert json.loads((failed / "run_info.json").read_text())["status"] == "failed"
+    assert (succeeded / "metrics.json").is_file()  # ...after running the job that came after it
+
+
+def test_run_info_records_the_source_and_versions(tmp_path):
+    from shiftlab.utils.run_info import JobInfo, RunRecord, git_state
+
+    record = RunRecord(tmp_path, seed=3, job=JobInfo(num=2, sweep_dir="/x/multirun/2026-01-02/03-04-05-000006"))
+    record.start()
+    info = json.loads((tmp_path / "run_info.json").read_text())
+    assert info["status"] == "running" and info["seed"] == 3 and info["job"]["num"] == 2
+    assert info["versions"]["torch"] and info["versions"]["shiftlab"]
+    state = git_state()
+    if state["commit"] is not None:  # a git checkout (CI's clean clone is one)
+        assert len(state["commit"]) == 40 and isinstance(state["dirty"], bool)
+    assert JobInfo(sweep_dir="/x/multirun/2026-01-02/03-04-05-000006").group == "sweep-2026-01-02-03-04-05-000006"
+    record.finish()
+    assert json.loads((tmp_path / "run_info.json").read_text())["status"] == "completed"
+
+
+def test_unique_suffix_differs_at_every_call():
+    from shiftlab.config import unique_suffix
+
+    assert len({unique_suffix() for _ in range(50)}) == 50
