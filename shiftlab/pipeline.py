@@ -10,6 +10,7 @@ entry points call it directly. Every stage reads top to bottom:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
@@ -32,6 +34,7 @@ from shiftlab.shifts import build_policy
 from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
 from shiftlab.tasks.evaluation import save_reports
 from shiftlab.tasks.generation import Seq2SeqModule
+from shiftlab.tasks.resume import ExactResume
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
 from shiftlab.utils.run_info import JobInfo, RunRecord
 
@@ -70,21 +73,29 @@ def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, flo
     tasks = resolve_tasks(cfg.task.tasks, corpus)  # before any training: a wrong name fails now
     metrics: dict[str, float] = {}
 
+    resume = Resume(cfg.get("ckpt_path"), run_dir)
     backbone_source = spec
     if cfg.objective.heads:
         progress["stage"] = "pretrain"
-        started = time.perf_counter()
-        stage_metrics, export_dir = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir)
+        stage_metrics = resume.finished("pretrain")
+        if stage_metrics is None:
+            started = time.perf_counter()
+            stage_metrics, _ = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir, resume.checkpoint("pretrain"))
+            stage_metrics["time_s"] = round(time.perf_counter() - started, 2)
+            resume.mark_finished("pretrain", stage_metrics)
         metrics.update(_prefixed("pretrain", stage_metrics))
-        metrics["pretrain/time_s"] = round(time.perf_counter() - started, 2)
-        backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(export_dir))
+        backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(run_dir / "pretrain" / "backbone"))
 
     for task, task_cfg in tasks.items():
         progress["stage"] = task
-        started = time.perf_counter()
-        stage_metrics = finetune(cfg, task, task_cfg, corpus, tokenizer, framing, backbone_source, run_dir)
+        stage_metrics = resume.finished(task)
+        if stage_metrics is None:
+            started = time.perf_counter()
+            stage_metrics = finetune(cfg, task, task_cfg, corpus, tokenizer, framing, backbone_source, run_dir,
+                                     resume.checkpoint(task))
+            stage_metrics["time_s"] = round(time.perf_counter() - started, 2)
+            resume.mark_finished(task, stage_metrics)
         metrics.update(_prefixed(task, stage_metrics))
-        metrics[f"{task}/time_s"] = round(time.perf_counter() - started, 2)
 
     progress["stage"] = "write"
     write_json_atomic(run_dir / "metrics.json", metrics)
@@ -125,7 +136,8 @@ def build_tokenizer(source: str, corpus, spec: BackboneSpec | None = None):
     return AutoTokenizer.from_pretrained(str(source))
 
 
-def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path) -> tuple[dict[str, float], Path]:
+def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
+             ckpt_path: str | None = None) -> tuple[dict[str, float], Path]:
     stage = cfg.pretrain
     policy = build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
     backbone = build_backbone(spec, tokenizer, with_lm_head=True)
@@ -148,14 +160,15 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path)
     every = stage.get("val_check_interval")
     schedule = {"val_check_interval": every, "check_val_every_n_epoch": None} if every else {}
     trainer = make_trainer(cfg, "pretrain", run_dir, max_steps=stage.max_steps, **schedule)
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     results = trainer.validate(module, datamodule=data, verbose=False)
     _finish_loggers(trainer)
     export_dir = backbone.export(run_dir / "pretrain" / "backbone", tokenizer)
     return _numbers(results), export_dir
 
 
-def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_source: BackboneSpec, run_dir: Path) -> dict[str, float]:
+def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_source: BackboneSpec, run_dir: Path,
+             ckpt_path: str | None = None) -> dict[str, float]:
     stage = cfg.finetune
     task_cfg = dict(task_cfg)
     generation = corpus.tasks()[task] == "generation"
@@ -189,7 +202,7 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
     log.info("fine-tuning on %s (%s), finetune=%s", task, data.family, mode)
     trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.get("max_steps") or -1)
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     # The last epoch's validation (it ran at the end of fit) and one test pass, whose
     # predictions the reports reuse.
     results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
@@ -244,7 +257,58 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     kwargs.update(limits)
     stage_dir = run_dir / stage
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
-    return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, **kwargs)
+    callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
+    kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, callbacks=callbacks, **kwargs)
+
+
+def build_callbacks(callbacks_cfg, stage_dir: Path, *, with_logger: bool) -> list:
+    """The ``callbacks`` group's callbacks for one stage (checkpoints in ``<stage>/checkpoints``),
+    plus :class:`ExactResume`, which makes resuming from those checkpoints exact."""
+    callbacks: list = [ExactResume()]
+    for key, spec in (callbacks_cfg or {}).items():
+        if spec is None:
+            continue
+        target = str(spec.get("_target_", ""))
+        if target.endswith("LearningRateMonitor") and not with_logger:
+            continue  # it needs a logger to write to (logger=none)
+        extra = {"dirpath": str(stage_dir / "checkpoints")} if target.endswith("ModelCheckpoint") else {}
+        callbacks.append(instantiate(spec, **extra))
+    return callbacks
+
+
+class Resume:
+    """``ckpt_path``: None (a fresh run), ``last`` (skip the stages that finished, each recorded in
+    ``<run>/<stage>/stage.json``, and resume the interrupted one from its ``last.ckpt``), or a path
+    (the first unfinished stage resumes from it)."""
+
+    def __init__(self, ckpt_path: str | None, run_dir: Path):
+        self.ckpt_path = None if ckpt_path in (None, "", "null") else str(ckpt_path)
+        self.run_dir = run_dir
+        if self.ckpt_path not in (None, "last") and not Path(self.ckpt_path).is_file():
+            raise FileNotFoundError(f"ckpt_path={self.ckpt_path}: no such checkpoint file")
+
+    def finished(self, stage: str) -> dict[str, float] | None:
+        marker = self.run_dir / stage / "stage.json"
+        if self.ckpt_path is None or not marker.is_file():
+            return None
+        print(f"shiftlab: {stage}: finished before, skipped (ckpt_path={self.ckpt_path})", flush=True)
+        return json.loads(marker.read_text(encoding="utf-8"))
+
+    def checkpoint(self, stage: str) -> str | None:
+        if self.ckpt_path is None:
+            return None
+        if self.ckpt_path != "last":
+            path, self.ckpt_path = self.ckpt_path, "last"  # an explicit path serves the first stage only
+            return path
+        last = self.run_dir / stage / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            print(f"shiftlab: {stage}: resuming from {last}", flush=True)
+            return str(last)
+        return None
+
+    def mark_finished(self, stage: str, results: dict[str, float]) -> None:
+        write_json_atomic(self.run_dir / stage / "stage.json", results)
 
 
 def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | None = None) -> list:

@@ -21,12 +21,16 @@ class _SplitsDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.seed = int(seed)
         self.datasets: dict[str, EncodedDataset] = {}
+        self.resume_skip_batches = 0
 
     def _loader(self, split: str, collate, *, train: bool, fixed_epoch: int | None = None) -> DataLoader:
         dataset = self.datasets[split]
         sampler = EpochIndexSampler(len(dataset), shuffle=train, seed=self.seed, fixed_epoch=None if train else 0)
         if train and fixed_epoch is not None:
             sampler.fixed_epoch = fixed_epoch
+        if train:
+            # Resuming mid-epoch (shiftlab.tasks.resume): the batches the checkpoint had already done.
+            sampler.skip, self.resume_skip_batches = self.resume_skip_batches * self.batch_size, 0
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,

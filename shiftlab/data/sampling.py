@@ -25,6 +25,7 @@ class EpochIndexSampler(Sampler):
         self.seed = int(seed)
         self.fixed_epoch = fixed_epoch
         self.epoch = 0
+        self.skip = 0  # indices to leave out at the start of the next pass only (resuming mid-epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -39,5 +40,6 @@ class EpochIndexSampler(Sampler):
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
             order = range(self.size)
-        for index in order:
+        skip, self.skip = self.skip, 0
+        for index in list(order)[skip:]:
             yield stamp, index

@@ -89,7 +89,7 @@ def test_overrides_switch_backbone_objective_and_policy(tmp_path):
     [
         ("shift=tokn_move", r"Available options in 'shift':(\s+\w+)*\s+local_shuffle(\s+\w+)*\s+token_move"),
         ("objective=mlmm", r"Available options in 'objective':"),
-        ("backbone=bert_huge", r"Available options in 'backbone':\s+hf\s+minilm\s+tiny_bart\s+tiny_bert\s+tiny_gpt2"),
+        ("backbone=bert_huge", r"Available options in 'backbone':\s+hf\s+minilm\s+smollm2\s+tiny_bart\s+tiny_bert\s+tiny_gpt2"),
     ],
 )
 def test_unknown_names_fail_fast_listing_the_choices(tmp_path, override, expected):

@@ -203,3 +203,20 @@ def test_run_dirs_do_not_depend_on_the_working_directory_or_collide():
     cfg = compose_with(hydra_config=True)
     assert cfg.hydra.job.chdir is False
     assert "%f" in OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
+
+
+@pytest.mark.parametrize("option", options("callbacks"))
+def test_callbacks_configs_instantiate(option, tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from shiftlab.pipeline import build_callbacks
+    from shiftlab.tasks.resume import ExactResume
+
+    cfg = compose_with(f"callbacks={option}")
+    callbacks = build_callbacks(cfg.callbacks, tmp_path / "pretrain", with_logger=True)
+    assert isinstance(callbacks[0], ExactResume) and len(callbacks) == 1 + len(cfg.callbacks)
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            assert Path(callback.dirpath) == tmp_path / "pretrain" / "checkpoints"
+    without_logger = build_callbacks(cfg.callbacks, tmp_path, with_logger=False)
+    assert not any(type(c).__name__ == "LearningRateMonitor" for c in without_logger)

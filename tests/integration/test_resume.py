@@ -1,0 +1,75 @@
+"""Kill a run part-way, resume it with ckpt_path=last, and get exactly the uninterrupted run's
+metrics (CPU): model, optimiser, scheduler, data position and RNG all come back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from lightning.pytorch.callbacks import Callback
+
+import shiftlab.pipeline as pipeline
+from shiftlab.pipeline import run
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+SETTINGS = [
+    "data.corpus.n_pretrain=200", "data.corpus.n_train=80", "data.corpus.n_val=20", "data.corpus.n_test=30",
+    "pretrain.max_steps=10", "pretrain.val_check_interval=5", "pretrain.batch_size=8",
+    "finetune.max_epochs=2", "finetune.batch_size=8", "task=order",
+    "callbacks.last.every_n_train_steps=4", "trainer.enable_progress_bar=false", "logger=none",
+]
+
+
+def config(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=SETTINGS + list(overrides))
+    cfg.backbone.config.hidden_size = 32
+    return cfg
+
+
+class Kill(Callback):
+    """Dies after optimiser step ``step`` of the stage writing to ``stage_dir``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"killed at step {self.step}")
+
+
+def without_times(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if not k.endswith("time_s")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage,step", [("pretrain", 7), ("order", 15)])
+def test_kill_and_resume_equals_the_uninterrupted_run(stage, step, tmp_path, monkeypatch):
+    expected = run(config(), tmp_path / "uninterrupted")
+
+    original = pipeline.build_callbacks
+
+    def with_kill(callbacks_cfg, stage_dir, *, with_logger):
+        callbacks = original(callbacks_cfg, stage_dir, with_logger=with_logger)
+        return callbacks + [Kill(step)] if Path(stage_dir).name == stage else callbacks
+
+    interrupted = tmp_path / "interrupted"
+    monkeypatch.setattr(pipeline, "build_callbacks", with_kill)
+    with pytest.raises(RuntimeError, match=f"killed at step {step}"):
+        run(config(), interrupted)
+    monkeypatch.setattr(pipeline, "build_callbacks", original)
+    failure = json.loads((interrupted / "failure.json").read_text())
+    assert failure["stage"] == stage
+    assert (interrupted / stage / "checkpoints" / "last.ckpt").is_file()
+    assert not (interrupted / "metrics.json").exists()
+
+    resumed = run(config("ckpt_path=last"), interrupted)
+    assert without_times(resumed) == without_times(expected)
+    assert json.loads((interrupted / "run_info.json").read_text())["status"] == "completed"
+
+
+def test_an_explicit_checkpoint_that_does_not_exist_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ckpt_path=.*nope.ckpt"):
+        run(config(f"ckpt_path={tmp_path / 'nope.ckpt'}"), tmp_path / "run")
