@@ -326,24 +326,33 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         if target.endswith(("CSVLogger", "TensorBoardLogger")):
             extra.update(name=stage, version="")
         elif target.endswith("WandbLogger"):
-            extra.update(wandb_run_arguments(cfg, stage))
+            extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
         if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra:
             # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
             logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
+            # Kept beside the checkpoints, so that ckpt_path=last continues this W&B run.
+            write_text_atomic(stage_dir.parent / WANDB_ID_FILE, str(logger.experiment.id))
         loggers.append(logger)
     return loggers
 
 
-def wandb_run_arguments(cfg: DictConfig | None, stage: str) -> dict[str, Any]:
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def wandb_run_arguments(cfg: DictConfig | None, stage: str, run_dir: Path) -> dict[str, Any]:
     import wandb
 
     if wandb.run is not None:  # a later stage of this job: log into the job's run
         return {"experiment": wandb.run, "prefix": stage}
     if cfg is None:
         return {"prefix": stage}
-    return {"prefix": stage, "name": run_label(cfg), "group": cfg.get("run_group") or run_label(cfg),
-            "tags": run_tags(cfg), "job_type": "sweep-job" if cfg.get("run_group") else "run"}
+    arguments = {"prefix": stage, "name": run_label(cfg), "group": cfg.get("run_group") or run_label(cfg),
+                 "tags": run_tags(cfg), "job_type": "sweep-job" if cfg.get("run_group") else "run"}
+    previous = run_dir / WANDB_ID_FILE
+    if cfg.get("ckpt_path") and previous.is_file():  # resuming: continue the interrupted run's W&B run
+        arguments.update(id=previous.read_text(encoding="utf-8").strip(), resume="allow")
+    return arguments
 
 
 def run_label(cfg: DictConfig) -> str:

@@ -73,3 +73,20 @@ def test_kill_and_resume_equals_the_uninterrupted_run(stage, step, tmp_path, mon
 def test_an_explicit_checkpoint_that_does_not_exist_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="ckpt_path=.*nope.ckpt"):
         run(config(f"ckpt_path={tmp_path / 'nope.ckpt'}"), tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    original = pipeline.build_callbacks
+    monkeypatch.setattr(pipeline, "build_callbacks", lambda c, d, *, with_logger: original(c, d, with_logger=with_logger)
+                        + ([Kill(15)] if Path(d).name == "order" else []))
+    with pytest.raises(RuntimeError, match="killed"):
+        run(config("logger=wandb"), tmp_path)
+    first_id = (tmp_path / "wandb_run_id").read_text()
+    monkeypatch.setattr(pipeline, "build_callbacks", original)
+    run(config("logger=wandb", "ckpt_path=last"), tmp_path)
+    assert (tmp_path / "wandb_run_id").read_text() == first_id
+    runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(first_id) for r in runs)  # one W&B run id, two sessions
