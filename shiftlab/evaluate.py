@@ -26,7 +26,9 @@ from shiftlab.models import BackboneSpec, build_backbone
 from shiftlab.models.finetune_modes import load_finetuned
 from shiftlab.pipeline import build_tokenizer, resolve_tasks
 from shiftlab.tasks import TASK_MODULES
+from shiftlab.data.generation import GenerationDataModule
 from shiftlab.tasks.evaluation import save_reports
+from shiftlab.tasks.generation import Seq2SeqModule
 from shiftlab.utils.io import write_json_atomic
 
 
@@ -52,6 +54,10 @@ def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: 
 
     metrics: dict[str, float] = {}
     for task in chosen:
+        if corpus.tasks()[task] == "generation":
+            metrics.update(_evaluate_generation(cfg, run_dir, task, dict(configured.get(task, {})), corpus, tokenizer,
+                                                framing, base, split))
+            continue
         data = TaskDataModule(corpus, task, tokenizer, framing, seed=int(cfg.seed), batch_size=cfg.finetune.batch_size,
                               num_workers=0, max_length=cfg.data.max_length)
         data.setup()
@@ -70,6 +76,32 @@ def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: 
         reports = save_reports(module, data, split, run_dir / task / f"eval_{split}", outputs)
         metrics.update({f"{task}/{key}": value for key, value in reports.items()})
     write_json_atomic(run_dir / f"eval_{split}_metrics.json", metrics)
+    return metrics
+
+
+def _evaluate_generation(cfg, run_dir: Path, task: str, task_cfg: dict, corpus, tokenizer, framing, base,
+                         split: str) -> dict[str, float]:
+    """A generation task: the exported model generates again and is scored again (the report and
+    the scores under ``<task>/eval_<split>/``)."""
+    data = GenerationDataModule(corpus, task, tokenizer, framing, seed=int(cfg.seed), batch_size=cfg.finetune.batch_size,
+                                num_workers=0, max_length=cfg.data.max_length,
+                                max_target_length=task_cfg.pop("max_target_length", None))
+    data.setup()
+    backbone = load_finetuned(base, run_dir / task / "adapter", tokenizer)
+    module = Seq2SeqModule(backbone, pad_id=tokenizer.pad_token_id, eos_id=data.eos_id, decode_text=data.decode,
+                           texts=lambda s: (data.sources(s), data.references(s)), target_lang=data.target_lang(),
+                           **task_cfg)
+    if split == "val":  # validation scores every pair too, with the test decoding
+        module.val_decoding, module.val_generate_limit = module.decoding, len(data.references("val"))
+    trainer = L.Trainer(accelerator=cfg.trainer.get("accelerator", "auto"), devices=1, logger=False,
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    loader = data.val_dataloader() if split == "val" else data.test_dataloader()
+    results = (trainer.validate if split == "val" else trainer.test)(module, dataloaders=loader, verbose=False)
+    metrics = {f"{task}/{key}": float(value) for result in results for key, value in result.items()}
+    report = module.test_report if split == "test" else module._score("val", module.decoding)
+    if report is not None:
+        report.save(run_dir / task / f"eval_{split}", "generation")
+        metrics.update({f"{task}/{split}/{name}": float(value) for name, value in report.scores.items()})
     return metrics
 
 

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import Backbone, BackboneSpec, build_backbone
+from .backbones import Backbone, BackboneSpec, _vocab_head, build_backbone
 from .prefix import INITS, KVPrefix, PrefixBackbone, prefix_stack, probe_geometry
 
 FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3")
@@ -357,7 +357,8 @@ def export_adapter(backbone: Backbone, directory: str | Path, *, head: nn.Module
     if head is not None:
         save_file(_contiguous(head.state_dict()), str(directory / HEAD_FILE))
     info = {"format": 1, "mode": mode, "kind": backbone.kind, "name": backbone.name,
-            "model_type": getattr(backbone.config, "model_type", None), "params": backbone.finetune_params}
+            "model_type": getattr(backbone.config, "model_type", None), "params": backbone.finetune_params,
+            "lm_head": _vocab_head(backbone.model) is not None}
     (directory / MODE_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return directory
 
@@ -374,22 +375,24 @@ def load_finetuned(base: BackboneSpec | dict | str | Path | None, directory: str
     directory = Path(directory)
     info = json.loads((directory / MODE_FILE).read_text())
     mode, kind, name, params = info["mode"], info["kind"], info["name"], dict(info.get("params") or {})
+    lm_head = bool(info.get("lm_head", False))  # generation tasks keep the vocabulary head
     if mode == "full":
-        backbone = build_backbone(BackboneSpec(name=name, kind=kind, name_or_path=str(directory)), tokenizer, with_lm_head=False)
+        backbone = build_backbone(BackboneSpec(name=name, kind=kind, name_or_path=str(directory)), tokenizer,
+                                  with_lm_head=lm_head)
         backbone = apply_finetune_mode(backbone, "full", scope=params.get("scope", "hidden"))
     else:
         spec = _base_spec(base, kind, name)
-        backbone = build_backbone(spec, tokenizer, with_lm_head=False)
+        backbone = build_backbone(spec, tokenizer, with_lm_head=lm_head)
         if mode in PEFT_MODES:
             backbone.model = PeftModel.from_pretrained(backbone.model, str(directory), is_trainable=is_trainable)
             backbone.finetune_mode, backbone.finetune_params = mode, params
         elif mode == "prefix":
             params.pop("geometry", None)
             params.update(init="random", init_token_ids=None)
-            backbone = apply_finetune_mode(backbone, "prefix", **params)
+            backbone = apply_finetune_mode(backbone, "prefix", lm_head=lm_head, **params)
             backbone.prefix.load_state_dict(load_file(str(directory / PREFIX_FILE), device=str(_device_of(backbone))))
         else:
-            backbone = apply_finetune_mode(backbone, mode, **params)
+            backbone = apply_finetune_mode(backbone, mode, lm_head=lm_head, **params)
     if head is not None:
         head.load_state_dict(load_file(str(directory / HEAD_FILE), device=str(_device_of(head))))
     if not is_trainable:

@@ -202,3 +202,22 @@ def test_tatoeba_config_reads_the_real_pairs():
     assert target == list(corpus.sentence_pairs("train")[0][1].replace(" ", ""))
     assert corpus.detokenize(target) == corpus.sentence_pairs("train")[0][1].replace(" ", "")
     assert not any(word.endswith((".", "!", "?")) and len(word) > 1 for word in source)
+
+
+@pytest.mark.parametrize("mode", ["lora", "full", "prefix"])
+def test_a_translation_run_evaluates_again_from_its_exports(mode, toy_file, tmp_path):
+    from shiftlab.evaluate import evaluate_run
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=tatoeba_bart", f"data.corpus.train={toy_file}", "data.corpus.holdout_fraction=0.1",
+            "backbone.config.d_model=32", "backbone.config.encoder_layers=1", "backbone.config.decoder_layers=1",
+            "pretrain.max_steps=3", "pretrain.val_check_interval=3", "finetune.max_epochs=1", "finetune.max_steps=5",
+            f"finetune={mode}", "task.tasks.translation.decoding.max_new_tokens=8", "logger=none",
+            "callbacks=none", "trainer.enable_progress_bar=false",
+        ])
+    first = run(cfg, tmp_path)
+    again = evaluate_run(tmp_path)
+    for key in ("translation/test/bleu", "translation/test/chrf", "translation/test/loss"):
+        assert again[key] == pytest.approx(first[key], abs=1e-6), key
+    assert (tmp_path / "translation" / "eval_test" / "generation.json").exists()
