@@ -59,3 +59,22 @@ def test_experiment_runs_under_debug_smoke(name, tmp_path):
     for task in tasks:
         assert (tmp_path / task / "reports").is_dir(), task
         assert any((tmp_path / task / "adapter").iterdir()), task
+
+
+DEBUG_MODES = sorted(p.stem for p in (CONF / "debug").glob("*.yaml"))
+SMALL = ["data.corpus.n_pretrain=200", "data.corpus.n_train=80", "data.corpus.n_val=80", "data.corpus.n_test=80",
+         "pretrain.batch_size=8", "finetune.batch_size=8", "task=order"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", DEBUG_MODES)
+def test_every_debug_mode_runs_the_quickstart(mode, tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"debug={mode}", "logger=csv_tensorboard", "trainer.enable_progress_bar=false",
+                                          *SMALL])
+    if mode == "overfit":  # shorter than the preset; the wiring is what is checked
+        cfg.pretrain.max_steps, cfg.finetune.max_epochs = 10, 2
+    metrics = run(cfg, tmp_path)
+    assert "order/test/acc" in metrics and "pretrain/val/loss" in metrics
+    if mode != "fast_dev_run":  # fast_dev_run turns the loggers off
+        assert list((tmp_path / "order").glob("events.out.tfevents.*")), "no TensorBoard events written"
