@@ -63,11 +63,20 @@ def unique_suffix() -> str:
     return f"{base36(time.time_ns() // 1000)}{base36(os.getpid())}{base36(next(_CALLS))}"
 
 
+def ensure_dir(path: str) -> str:
+    """``${ensure_dir:path}``: the path, created if missing (for files such as an Optuna SQLite
+    study that their library will not create a folder for)."""
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", package_dir)
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", project_root)
+    if not OmegaConf.has_resolver("ensure_dir"):
+        OmegaConf.register_new_resolver("ensure_dir", ensure_dir)
     if not OmegaConf.has_resolver("unique_suffix"):
         OmegaConf.register_new_resolver("unique_suffix", unique_suffix)
     if not OmegaConf.has_resolver("gguf_dir"):

@@ -206,6 +206,8 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     # The last epoch's validation (it ran at the end of fit) and one test pass, whose
     # predictions the reports reuse.
     results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if not results:  # fit stopped (max_steps) before an epoch ended, so it never validated
+        results = _numbers(trainer.validate(module, datamodule=data, verbose=False))
     results.update(_numbers(trainer.test(module, datamodule=data, verbose=False)))
     _finish_loggers(trainer)
     # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.

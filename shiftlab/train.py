@@ -37,7 +37,17 @@ def main(cfg: DictConfig) -> float | None:
         job.num, job.sweep_dir = int(hydra_cfg.job.num), str(hydra_cfg.sweep.dir)
         cfg.run_group = job.group  # one W&B group per sweep
     metrics = run(cfg, run_dir, job)
-    return metrics.get(str(cfg.get("optimize_metric", ""))) if cfg.get("optimize_metric") else None
+    return objective_value(metrics, cfg.get("optimize_metric"))
+
+
+def objective_value(metrics: dict[str, float], key: str | None) -> float | None:
+    """What a sweeper optimises: ``optimize_metric`` from this job's metrics (None when unset)."""
+    if not key:
+        return None
+    if key not in metrics:
+        raise KeyError(f"optimize_metric={key!r} is not among this run's metrics: "
+                       + ", ".join(sorted(k for k in metrics if "/val/" in k)) + " (validation metrics listed)")
+    return float(metrics[key])
 
 
 if __name__ == "__main__":

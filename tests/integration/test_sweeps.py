@@ -80,3 +80,30 @@ def test_unique_suffix_differs_at_every_call():
     from shiftlab.config import unique_suffix
 
     assert len({unique_suffix() for _ in range(50)}) == 50
+
+
+@pytest.mark.slow
+def test_an_optuna_search_runs_resumes_from_its_sqlite_study_and_reports_the_best(tmp_path):
+    optuna = pytest.importorskip("optuna", reason="needs the sweeps extra (pip install -e '.[sweeps]')")
+    overrides = ["hparams_search=optuna", "hydra.sweeper.n_trials=3", "logger=none", "callbacks=none"]
+    env = dict(os.environ, SHIFTLAB_OUTPUT=str(tmp_path))
+    command = [sys.executable, "-m", "shiftlab.train", "-m", *overrides, "debug=smoke", "trainer.enable_progress_bar=false"]
+    for _ in range(2):  # the second run continues the same study
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "Best parameters" in result.stdout + result.stderr
+    study = optuna.load_study(study_name="tiny_bert-token_move-token_restore",
+                              storage=f"sqlite:///{tmp_path / 'optuna' / 'tiny_bert-token_move-token_restore.db'}")
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 6
+    assert set(study.best_params) == {"pretrain.optim.lr", "shift.params.rate", "finetune.optim.lr"}
+    results = list((tmp_path / "multirun").glob("*/*/optimization_results.yaml"))
+    assert len(results) == 2 and "best_value" in results[0].read_text()
+
+
+def test_a_missing_optimize_metric_names_the_validation_metrics():
+    from shiftlab.train import objective_value
+
+    assert objective_value({"order/val/acc": 0.75}, "order/val/acc") == 0.75
+    assert objective_value({"order/val/acc": 0.75}, None) is None
+    with pytest.raises(KeyError, match="order/val/accuracy.*order/val/acc"):
+        objective_value({"order/val/acc": 0.75, "order/test/acc": 0.7}, "order/val/accuracy")
