@@ -175,10 +175,11 @@ def test_pipeline_writes_the_generation_report_and_the_copy_baseline(toy_file, t
             "backbone.config.d_model=32", "backbone.config.encoder_layers=1", "backbone.config.decoder_layers=1",
             "pretrain.max_steps=3", "pretrain.val_check_interval=3", "finetune.max_epochs=1", "finetune.max_steps=3",
             "finetune=lora", "task.tasks.translation.decoding.max_new_tokens=8", "logger=none",
-            "trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false", "task.tasks.translation.metrics=[bleu,chrf,rouge]",
         ])
     metrics = run(cfg, tmp_path)
     for key in ("translation/test/bleu", "translation/test/chrf", "translation/test/copy_source_bleu",
+                "translation/test/rouge1", "translation/test/rougeL", "translation/test/copy_source_rouge2",
                 "translation/test/loss", "translation/trainable_params", "pretrain/val/loss"):
         assert key in metrics, key
     reports = tmp_path / "translation" / "reports"
