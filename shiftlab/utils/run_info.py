@@ -9,6 +9,7 @@ traceback) instead of ``metrics.json``. Both are written atomically.
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -90,6 +91,7 @@ class RunRecord:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
         }
 
     def start(self) -> None:

@@ -22,7 +22,7 @@ def sweep(tmp_path: Path, *overrides: str, timeout: int = 600) -> tuple[subproce
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
     sweeps = list((tmp_path / "multirun").glob("*/*"))
     assert len(sweeps) == 1, result.stdout[-3000:] + result.stderr[-3000:]
-    jobs = sorted((p for p in sweeps[0].iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_")[0]))
+    jobs = sorted((p for p in sweeps[0].iterdir() if p.is_dir() and p.name[0].isdigit()), key=lambda p: int(p.name.split("_")[0]))
     return result, jobs
 
 
@@ -107,3 +107,14 @@ def test_a_missing_optimize_metric_names_the_validation_metrics():
     assert objective_value({"order/val/acc": 0.75}, None) is None
     with pytest.raises(KeyError, match="order/val/accuracy.*order/val/acc"):
         objective_value({"order/val/acc": 0.75, "order/test/acc": 0.7}, "order/val/accuracy")
+
+
+@pytest.mark.slow
+def test_launcher_local_runs_each_job_in_its_own_process(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs the sweeps extra (hydra-submitit-launcher)")
+    result, jobs = sweep(tmp_path, "launcher=local", "shift=identity,token_move", "logger=none", "callbacks=none")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(jobs) == 2 and all((job / "metrics.json").is_file() for job in jobs)
+    pids = {json.loads((job / "run_info.json").read_text())["pid"] for job in jobs}
+    assert len(pids) == 2  # two processes, neither of them a rerun of the sweep
+    assert not list((tmp_path / "multirun").glob("*/*/*/multirun.yaml"))
