@@ -42,6 +42,19 @@ class _SplitsDataModule(L.LightningDataModule):
         )
 
 
+class _TrainValTestDataModule(_SplitsDataModule):
+    """Downstream tasks: train, val and test splits, all batched by ``self.collator``."""
+
+    def train_dataloader(self):
+        return self._loader("train", self.collator, train=True)
+
+    def val_dataloader(self):
+        return self._loader("val", self.collator, train=False)
+
+    def test_dataloader(self):
+        return self._loader("test", self.collator, train=False)
+
+
 class ShiftPretrainDataModule(_SplitsDataModule):
     """Raw text for shift pretraining.
 
@@ -81,7 +94,7 @@ class ShiftPretrainDataModule(_SplitsDataModule):
         return self._loader("val", self.collator, train=False)
 
 
-class TaskDataModule(_SplitsDataModule):
+class TaskDataModule(_TrainValTestDataModule):
     """A labelled downstream task: sequence classification or token classification (tagging)."""
 
     def __init__(self, corpus: Corpus, task: str, tokenizer, framing: Framing, *, seed: int, batch_size: int = 32,
@@ -133,14 +146,6 @@ class TaskDataModule(_SplitsDataModule):
             return list(dataset.labels)
         return [int(x) for t in dataset.token_labels for x in t.tolist() if x >= 0]
 
-    def train_dataloader(self):
-        return self._loader("train", self.collator, train=True)
-
-    def val_dataloader(self):
-        return self._loader("val", self.collator, train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", self.collator, train=False)
 
 
 def _check_char_units(policy: ShiftPolicy, tokenizer) -> None:

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from .collate import IGNORE_INDEX, EncodedDataset, pad_stack
-from .datamodules import _SplitsDataModule
+from .datamodules import _TrainValTestDataModule
 from .tokenization import Framing, encode_words
 
 SPLITS = ("train", "val", "test")
@@ -38,7 +38,7 @@ class PairCollator:
         }
 
 
-class GenerationDataModule(_SplitsDataModule):
+class GenerationDataModule(_TrainValTestDataModule):
     """A ``generation`` task of a corpus with ``pairs(split)`` (e.g.
     :class:`~shiftlab.data.real_corpora.ParallelCorpus`): tokenised pairs for teacher-forced
     training, and the raw sentences (:meth:`sources` / :meth:`references`) for scoring.
@@ -109,15 +109,6 @@ class GenerationDataModule(_SplitsDataModule):
 
     def target_lang(self) -> str | None:
         return getattr(self.corpus, "target_lang", None)
-
-    def train_dataloader(self):
-        return self._loader("train", self.collator, train=True)
-
-    def val_dataloader(self):
-        return self._loader("val", self.collator, train=False)
-
-    def test_dataloader(self):
-        return self._loader("test", self.collator, train=False)
 
 
 def _is_word_level(tokenizer) -> bool:
