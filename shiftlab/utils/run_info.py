@@ -102,6 +102,8 @@ class RunRecord:
         write_json_atomic(self.path, self.info)
 
     def finish(self) -> None:
+        if self.failure_path.exists():  # an earlier attempt failed and this one (resumed) completed
+            os.replace(self.failure_path, self.failure_path.with_name("failure.resumed.json"))
         self.update(status="completed", ended=_iso(time.time()), duration_s=round(time.time() - self.started, 2))
 
     def fail(self, error: BaseException, stage: str | None) -> None:

@@ -68,6 +68,8 @@ def test_kill_and_resume_equals_the_uninterrupted_run(stage, step, tmp_path, mon
     resumed = run(config("ckpt_path=last"), interrupted)
     assert without_times(resumed) == without_times(expected)
     assert json.loads((interrupted / "run_info.json").read_text())["status"] == "completed"
+    assert not (interrupted / "failure.json").exists()  # the earlier attempt's record is kept aside
+    assert json.loads((interrupted / "failure.resumed.json").read_text())["stage"] == stage
 
 
 def test_an_explicit_checkpoint_that_does_not_exist_is_refused(tmp_path):
