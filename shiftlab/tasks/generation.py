@@ -110,9 +110,8 @@ class Seq2SeqModule(SplitStepModule):
 
     def on_validation_epoch_end(self):
         report = self._score("val", self.val_decoding)
-        if report is not None:
-            self.log("val/bleu" if "bleu" in report.scores else f"val/{next(iter(report.scores))}",
-                     float(report.scores.get("bleu", next(iter(report.scores.values())))), prog_bar=True)
+        for name, value in (report.scores if report is not None else {}).items():
+            self.log(f"val/{name}", float(value), prog_bar=name == "bleu")
 
     def on_test_epoch_end(self):
         self.test_report = self._score("test", self.decoding)
