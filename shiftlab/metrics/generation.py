@@ -284,41 +284,26 @@ def _cjk_share(texts: Sequence[str], limit: int = 2000) -> float:
     return cjk / total if total else 0.0
 
 
-class _CharTokenizer:
-    """ROUGE tokenizer for unsegmented scripts: each CJK character is a token; runs of other
-    letters and digits are lowercased words; punctuation and whitespace are dropped."""
+class _RougeTokenizer:
+    """ROUGE tokenizer: lowercased runs of Unicode letters and digits, punctuation and whitespace
+    dropped; with ``split_cjk`` (unsegmented scripts) each CJK character is a token of its own."""
+
+    def __init__(self, split_cjk: bool):
+        self.split_cjk = split_cjk
 
     def tokenize(self, text: str) -> list[str]:
         tokens: list[str] = []
         word: list[str] = []
         for ch in text.lower():
-            if _is_cjk(ch):
-                if word:
-                    tokens.append("".join(word))
-                    word = []
+            cjk = self.split_cjk and _is_cjk(ch)
+            if ch.isalnum() and not cjk:
+                word.append(ch)
+                continue
+            if word:
+                tokens.append("".join(word))
+                word = []
+            if cjk:
                 tokens.append(ch)
-            elif ch.isalnum():
-                word.append(ch)
-            elif word:
-                tokens.append("".join(word))
-                word = []
-        if word:
-            tokens.append("".join(word))
-        return tokens
-
-
-class _WordTokenizer:
-    """ROUGE tokenizer for other languages: lowercased runs of Unicode letters and digits."""
-
-    def tokenize(self, text: str) -> list[str]:
-        tokens: list[str] = []
-        word: list[str] = []
-        for ch in text.lower():
-            if ch.isalnum():
-                word.append(ch)
-            elif word:
-                tokens.append("".join(word))
-                word = []
         if word:
             tokens.append("".join(word))
         return tokens
@@ -494,7 +479,7 @@ def generation_report(
         if rouge_tok == ROUGE_DEFAULT_STEMMED:
             scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
         else:
-            tokenizer = _CharTokenizer() if rouge_tok == ROUGE_CHARS else _WordTokenizer()
+            tokenizer = _RougeTokenizer(split_cjk=rouge_tok == ROUGE_CHARS)
             scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=tokenizer)
         totals = dict.fromkeys(ROUGE_TYPES, 0.0)
         for hyp, ref in zip(hyps, refs):
