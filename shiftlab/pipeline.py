@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
 from shiftlab.data.generation import GenerationDataModule
 from shiftlab.data.tokenization import build_char_tokenizer
+from shiftlab.distributed import World, barrier, distributed_job, external_launcher, gather_objects, is_rank_zero
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
 from shiftlab.models.objectives import check_policy_fits
@@ -42,13 +44,35 @@ log = logging.getLogger("shiftlab")
 
 
 def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dict[str, float]:
-    """Run every stage; ``metrics.json`` at the end, or ``failure.json`` (and the error raised)."""
+    """Run every stage; ``metrics.json`` at the end, or ``failure.json`` (and the error raised).
+
+    With a DDP trainer (``trainer=ddp`` / ``ddp_cpu``) this process is rank 0 of the job and starts
+    the other ranks itself (:mod:`shiftlab.distributed`); only rank 0 writes the run's files."""
     run_dir = Path(run_dir)
+    launcher = external_launcher()
+    if launcher is None:  # the job's first process: the config the other ranks will read
+        _write_config(cfg, run_dir)
+    with distributed_job(cfg.trainer, run_dir, run_dir / "config.yaml") as (world, run_dir):
+        if world.is_zero and launcher in ("torchrun", "slurm"):
+            _write_config(cfg, run_dir)
+        processes = gather_objects(os.getpid())  # recorded in run_info.json
+        return _run_job(cfg, run_dir, job, world, processes)
+
+
+def _write_config(cfg: DictConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    print(f"shiftlab: run directory {run_dir.resolve()}", flush=True)
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, job: JobInfo | None, world: World, processes: list[int]) -> dict[str, float]:
+    if not world.is_zero:
+        metrics = _run_stages(cfg, run_dir, {"stage": "setup"})
+        return metrics
+    print(f"shiftlab: run directory {run_dir.resolve()}"
+          + (f" ({world.size} processes)" if world.size > 1 else ""), flush=True)
     record = RunRecord(run_dir, seed=int(cfg.seed), job=job)
     record.start()
+    record.update(world_size=world.size, processes=processes)
     progress = {"stage": "setup"}
     try:
         metrics = _run_stages(cfg, run_dir, progress)
@@ -83,6 +107,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, flo
             stage_metrics, _ = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir, resume.checkpoint("pretrain"))
             stage_metrics["time_s"] = round(time.perf_counter() - started, 2)
             resume.mark_finished("pretrain", stage_metrics)
+            barrier()  # every rank fine-tunes from rank 0's export
         metrics.update(_prefixed("pretrain", stage_metrics))
         backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(run_dir / "pretrain" / "backbone"))
 
@@ -98,6 +123,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, flo
         metrics.update(_prefixed(task, stage_metrics))
 
     progress["stage"] = "write"
+    if not is_rank_zero():
+        return metrics
     write_json_atomic(run_dir / "metrics.json", metrics)
     print(format_summary(metrics), flush=True)
     print(f"shiftlab: metrics written to {(run_dir / 'metrics.json').resolve()}", flush=True)
@@ -139,6 +166,7 @@ def build_tokenizer(source: str, corpus, spec: BackboneSpec | None = None):
 def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
              ckpt_path: str | None = None) -> tuple[dict[str, float], Path]:
     stage = cfg.pretrain
+    seed_stage(cfg)
     policy = build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
     backbone = build_backbone(spec, tokenizer, with_lm_head=True)
     special = SpecialIds(pad=tokenizer.pad_token_id, sep=_first_id(tokenizer.sep_token_id, tokenizer.eos_token_id),
@@ -150,7 +178,7 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
     weights = OmegaConf.to_container(cfg.objective.get("weights") or {}, resolve=True)
     module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim))
     data = ShiftPretrainDataModule(
-        corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=stage.batch_size,
+        corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=pretrain_batch_size(cfg),
         num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
         sentences_per_sample=cfg.data.get("sentences_per_sample", 1),
     )
@@ -163,13 +191,29 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     results = trainer.validate(module, datamodule=data, verbose=False)
     _finish_loggers(trainer)
-    export_dir = backbone.export(run_dir / "pretrain" / "backbone", tokenizer)
+    export_dir = run_dir / "pretrain" / "backbone"
+    if is_rank_zero():
+        backbone.export(export_dir, tokenizer)
     return _numbers(results), export_dir
+
+
+def pretrain_batch_size(cfg) -> int:
+    """Samples per pretraining batch: ``pretrain.batch_size``, or, with ``batch_unit: sentences``,
+    that many sentences (``batch_size / data.sentences_per_sample`` samples): the same text per
+    step whatever the packing."""
+    unit = cfg.pretrain.get("batch_unit") or "samples"
+    if unit not in ("samples", "sentences"):
+        raise ValueError(f"pretrain.batch_unit must be 'samples' or 'sentences', got {unit!r}")
+    size = int(cfg.pretrain.batch_size)
+    if unit == "sentences":
+        size = max(1, size // int(cfg.data.get("sentences_per_sample", 1)))
+    return size
 
 
 def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_source: BackboneSpec, run_dir: Path,
              ckpt_path: str | None = None) -> dict[str, float]:
     stage = cfg.finetune
+    seed_stage(cfg)
     task_cfg = dict(task_cfg)
     generation = corpus.tasks()[task] == "generation"
     loader_args = dict(seed=int(cfg.seed), batch_size=stage.batch_size, num_workers=cfg.data.num_workers,
@@ -210,15 +254,25 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
         results = _numbers(trainer.validate(module, datamodule=data, verbose=False))
     results.update(_numbers(trainer.test(module, datamodule=data, verbose=False)))
     _finish_loggers(trainer)
+    if not generation:  # every process's test predictions, for the reports
+        test_outputs = [batch for outputs in gather_objects(module.test_outputs) for batch in outputs]
+    if not is_rank_zero():
+        return results
     # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
     export_adapter(module.backbone, run_dir / task / "adapter", head=getattr(module, "head", None))
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
     if generation:
         results.update(save_generation_reports(module, data, run_dir / task / "reports"))
     else:
-        results.update(save_reports(module, data, "test", run_dir / task / "reports", module.test_outputs))
+        results.update(save_reports(module, data, "test", run_dir / task / "reports", test_outputs))
         results.update(majority_baseline(data.train_labels(), data.split_labels("test"), "test"))
     return results
+
+
+def seed_stage(cfg) -> None:
+    """Every stage starts from the run's seed, so its initialisation does not depend on what ran
+    before it in this process (a stage skipped on resume, the number of processes)."""
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
 
 def generation_finetune_params(mode: str, params: dict) -> dict:
@@ -257,6 +311,9 @@ def majority_baseline(train_labels: list[int], eval_labels: list[int], split: st
 def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs.update(limits)
+    # The epoch-keyed sampler shards itself across processes (shiftlab.distributed): Lightning must
+    # not wrap it in a DistributedSampler.
+    kwargs["use_distributed_sampler"] = False
     stage_dir = run_dir / stage
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
     callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
@@ -310,7 +367,8 @@ class Resume:
         return None
 
     def mark_finished(self, stage: str, results: dict[str, float]) -> None:
-        write_json_atomic(self.run_dir / stage / "stage.json", results)
+        if is_rank_zero():
+            write_json_atomic(self.run_dir / stage / "stage.json", results)
 
 
 def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | None = None) -> list:
@@ -330,7 +388,7 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         elif target.endswith("WandbLogger"):
             extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
-        if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra:
+        if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra and is_rank_zero():
             # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
             logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
             # Kept beside the checkpoints, so that ckpt_path=last continues this W&B run.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import lightning as L
 from torch.utils.data import DataLoader
 
+from shiftlab.distributed import current_world
 from shiftlab.shifts import ShiftPolicy, Vocab
 
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
@@ -24,8 +25,16 @@ class _SplitsDataModule(L.LightningDataModule):
         self.resume_skip_batches = 0
 
     def _loader(self, split: str, collate, *, train: bool, fixed_epoch: int | None = None) -> DataLoader:
+        """One split's loader. Batch sizes are global: with N processes each loads 1/N of every batch."""
         dataset = self.datasets[split]
-        sampler = EpochIndexSampler(len(dataset), shuffle=train, seed=self.seed, fixed_epoch=None if train else 0)
+        world = current_world()
+        batch_size = self.batch_size if train else self.eval_batch_size
+        if batch_size % world.size:
+            raise ValueError(f"the {'training' if train else 'evaluation'} batch size {batch_size} (global, across "
+                             f"processes) must be a multiple of the number of processes, {world.size}: set the "
+                             "stage's batch_size (pretrain.batch_size / finetune.batch_size) accordingly")
+        sampler = EpochIndexSampler(len(dataset), shuffle=train, seed=self.seed, fixed_epoch=None if train else 0,
+                                    rank=world.rank, world_size=world.size, even=train)
         if train and fixed_epoch is not None:
             sampler.fixed_epoch = fixed_epoch
         if train:
@@ -33,7 +42,7 @@ class _SplitsDataModule(L.LightningDataModule):
             sampler.skip, self.resume_skip_batches = self.resume_skip_batches * self.batch_size, 0
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=batch_size // world.size,
             sampler=sampler,
             collate_fn=collate,
             num_workers=self.num_workers,

@@ -4,6 +4,10 @@ Shifts are keyed by the epoch (SHIFT_CATALOGUE.md B.1). The epoch must therefore
 the index from the main process, where Lightning calls ``set_epoch`` before each epoch, to
 the data-loader workers that collate. A shared counter read by the workers would race with
 their prefetching; an index that carries its epoch cannot.
+
+With several processes (DDP) every rank draws the same global order and takes every
+``world_size``-th index of it, so the samples of one global batch, and their shifts (keyed by
+sample id, not by position), are the same whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -16,22 +20,35 @@ class EpochIndexSampler(Sampler):
     """Yields ``(epoch, index)``. Order is a pure function of ``(seed, epoch)`` when shuffling.
 
     ``fixed_epoch`` pins the epoch stamp (for ``static`` shifts and for evaluation splits,
-    whose shifts must not change between validation passes).
+    whose shifts must not change between validation passes). ``rank`` / ``world_size``: this
+    process's share, every ``world_size``-th index of the global order from ``rank`` on. With
+    ``even=True`` (training: every rank must take the same number of steps) the order is first
+    padded with its own beginning to a multiple of ``world_size``, as ``DistributedSampler`` does;
+    evaluation splits are not padded, so nothing is counted twice.
     """
 
-    def __init__(self, size: int, *, shuffle: bool, seed: int, fixed_epoch: int | None = None):
+    def __init__(self, size: int, *, shuffle: bool, seed: int, fixed_epoch: int | None = None, rank: int = 0,
+                 world_size: int = 1, even: bool = False):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
         self.size = int(size)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.fixed_epoch = fixed_epoch
+        self.rank, self.world_size, self.even = int(rank), int(world_size), bool(even)
         self.epoch = 0
-        self.skip = 0  # indices to leave out at the start of the next pass only (resuming mid-epoch)
+        self.skip = 0  # global indices to leave out at the start of the next pass only (resuming mid-epoch)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.size
+        return self._share(self.size)
+
+    def _share(self, count: int) -> int:
+        if self.even:
+            return -(-count // self.world_size)
+        return len(range(self.rank, count, self.world_size))
 
     def __iter__(self):
         stamp = self.epoch if self.fixed_epoch is None else self.fixed_epoch
@@ -39,7 +56,11 @@ class EpochIndexSampler(Sampler):
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
             order = torch.randperm(self.size, generator=generator).tolist()
         else:
-            order = range(self.size)
+            order = list(range(self.size))
         skip, self.skip = self.skip, 0
-        for index in list(order)[skip:]:
+        order = order[skip:]
+        if self.even and order and len(order) % self.world_size:
+            missing = self.world_size - len(order) % self.world_size
+            order = order + (order * missing)[:missing]
+        for index in order[self.rank :: self.world_size]:
             yield stamp, index

@@ -36,8 +36,11 @@ class SpecialIds:
 
 @dataclass
 class ObjectiveResult:
+    """``loss`` and ``metrics`` are means over ``count`` targets (what epoch means are weighted by)."""
+
     loss: torch.Tensor
     metrics: dict[str, torch.Tensor]
+    count: int = 1
 
 
 class Objective(nn.Module):
@@ -68,17 +71,18 @@ def selected_cross_entropy(logits_of, features: torch.Tensor, targets: torch.Ten
 
     ``logits_of`` maps the selected features ``[N, ...]`` to logits ``[N, C]``; computing
     logits only where there is a target keeps vocabulary heads cheap. With no target in the
-    batch the loss is a graph-connected zero.
+    batch the loss is a graph-connected zero (and the accuracy 0, over ``count`` 0 targets).
     """
     selected = targets != IGNORE_INDEX
-    if not bool(selected.any()):
+    count = int(selected.sum())
+    if count == 0:
         zero = (features * 0.0).sum()  # not features.sum() * 0: masked scores would overflow to -inf
-        return ObjectiveResult(zero, {})
+        return ObjectiveResult(zero, {"acc": zero.detach()}, count=0)
     logits = logits_of(features[selected])
     wanted = targets[selected]
     loss = F.cross_entropy(logits.float(), wanted)
     accuracy = (logits.argmax(dim=-1) == wanted).float().mean()
-    return ObjectiveResult(loss, {"acc": accuracy.detach()})
+    return ObjectiveResult(loss, {"acc": accuracy.detach()}, count=count)
 
 
 def _original_attention(batch: dict) -> torch.Tensor:

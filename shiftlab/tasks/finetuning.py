@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
 from shiftlab.models.finetune_modes import finetune_step, regularization_loss
 
-from .base import SplitStepModule
+from .base import SplitStepModule, world_mean
 from .optim import OptimConfig
 
 IGNORE_INDEX = -100
@@ -44,13 +44,14 @@ class _ClassificationModule(SplitStepModule):
         labels = batch["labels"]
         flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
         loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
+        count = int((flat_labels != IGNORE_INDEX).sum())  # labels: one per sequence, or per word
         metrics = self.metrics[f"{split}_metrics"]
         metrics.update(flat_logits.argmax(dim=-1), flat_labels)
-        size = labels.shape[0]
-        self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
-        self.log_dict(metrics, batch_size=size, on_step=False, on_epoch=True, prog_bar=split == "val")
+        self.log_target_mean(split, "loss", loss, count, prog_bar=True)
+        self.log_dict(metrics, batch_size=labels.shape[0], on_step=False, on_epoch=True, prog_bar=split == "val")
         if split == "train":
-            loss = loss + regularization_loss(self.backbone)  # AdaLoRA's orthogonality penalty; 0 otherwise
+            # AdaLoRA's orthogonality penalty (0 otherwise); the mean over the global batch's labels under DDP.
+            loss = world_mean(loss, count) + regularization_loss(self.backbone)
         if split == "test":  # kept for the reports, so the test split is not predicted twice
             self.test_outputs.append((labels.detach().cpu(), logits.argmax(dim=-1).detach().cpu()))
         return loss

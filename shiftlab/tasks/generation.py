@@ -16,11 +16,12 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from shiftlab.distributed import gather_objects
 from shiftlab.models import Backbone
 from shiftlab.models.finetune_modes import finetune_step, regularization_loss
 from shiftlab.shifts import shift_right
 
-from .base import SplitStepModule
+from .base import SplitStepModule, world_mean
 from .optim import OptimConfig
 
 IGNORE_INDEX = -100
@@ -30,8 +31,8 @@ STRATEGIES = ("greedy", "beam")
 class Seq2SeqModule(SplitStepModule):
     """``decode_text(ids) -> str`` and ``texts(split) -> (sources, references)`` come from the data
     module; ``decoding`` = ``{strategy: greedy|beam, num_beams, max_new_tokens, length_penalty}``
-    (test), ``val_decoding`` likewise for validation (greedy by default, on at most
-    ``val_generate_limit`` pairs per epoch; 0 turns validation generation off)."""
+    (test), ``val_decoding`` likewise for validation (greedy by default, on the split's first
+    ``val_generate_limit`` pairs; 0 turns validation generation off)."""
 
     def __init__(self, backbone: Backbone, *, pad_id: int, eos_id: int, decode_text: Callable[[list[int]], str],
                  texts: Callable[[str], tuple[list[str], list[str]]], target_lang: str | None = None,
@@ -67,14 +68,18 @@ class Seq2SeqModule(SplitStepModule):
         labels = batch["labels"]
         logits = self(batch["input_ids"], batch["attention_mask"], labels)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
-        size = labels.shape[0]
-        self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
+        count = int((labels != IGNORE_INDEX).sum())
+        self.log_target_mean(split, "loss", loss, count, prog_bar=True)
         if split == "train":
-            return loss + regularization_loss(self.backbone)
+            return world_mean(loss, count) + regularization_loss(self.backbone)
         decoding = self.decoding if split == "test" else self.val_decoding
         store = self._generated.setdefault(split, {})
-        if split == "test" or len(store) < self.val_generate_limit:
-            for index, text in zip(batch["index"].tolist(), self.generate_text(batch, decoding)):
+        # Validation generates the split's first ``val_generate_limit`` pairs (by index, so the same
+        # pairs whatever the batch size or number of processes).
+        keep = batch["index"] < self.val_generate_limit if split == "val" else torch.ones_like(batch["index"], dtype=torch.bool)
+        if keep.any():
+            rows = {key: value[keep] for key, value in batch.items() if key in ("input_ids", "attention_mask")}
+            for index, text in zip(batch["index"][keep].tolist(), self.generate_text(rows, decoding)):
                 store[index] = text
         return loss
 
@@ -111,19 +116,23 @@ class Seq2SeqModule(SplitStepModule):
     def on_validation_epoch_end(self):
         report = self._score("val", self.val_decoding)
         for name, value in (report.scores if report is not None else {}).items():
-            self.log(f"val/{name}", float(value), prog_bar=name == "bleu")
+            self.log(f"val/{name}", float(value), prog_bar=name == "bleu", sync_dist=True)
 
     def on_test_epoch_end(self):
         self.test_report = self._score("test", self.decoding)
         if self.test_report is not None:
             for name, value in self.test_report.scores.items():
-                self.log(f"test/{name}", float(value))
+                self.log(f"test/{name}", float(value), sync_dist=True)
 
     def _score(self, split: str, decoding: dict):
         from shiftlab.metrics.generation import generation_report
 
-        generated = self._generated.get(split) or {}
-        if not generated or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return None
+        generated: dict[int, str] = {}
+        for part in gather_objects(self._generated.get(split) or {}):  # every process's share
+            generated.update(part)
+        if not generated:
             return None
         sources, references = self.texts(split)
         order = sorted(generated)

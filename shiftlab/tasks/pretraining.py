@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from shiftlab.models import Backbone, Objective
+from shiftlab.models.objectives import ObjectiveResult
 
-from .base import SplitStepModule
+from .base import SplitStepModule, TargetMeans, world_mean
 from .optim import OptimConfig
 
 
@@ -31,27 +32,44 @@ class ShiftPretrainModule(SplitStepModule):
             raise ValueError(f"objective weights name {', '.join(unknown)}, which are not among the objectives {', '.join(objectives)}")
         self.weights = {name: float(weights.get(name, 1.0)) for name in objectives}
 
-    def compute_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def compute_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, ObjectiveResult]]:
+        """The weighted training loss (see :func:`world_mean`) and each objective's result."""
         hidden_by_input: dict[str, tuple[torch.Tensor, dict]] = {}
         total = None
-        logs: dict[str, torch.Tensor] = {}
+        results: dict[str, ObjectiveResult] = {}
         for name, objective in self.objectives.items():
             if objective.reads not in hidden_by_input:
                 inputs = objective.model_inputs(batch)
                 hidden_by_input[objective.reads] = (self.backbone.hidden(inputs["input_ids"], inputs["attention_mask"]), inputs)
             hidden, inputs = hidden_by_input[objective.reads]
             result = objective(hidden, batch, inputs, self.backbone)
-            weighted = self.weights[name] * result.loss
+            weighted = self.weights[name] * world_mean(result.loss, result.count)
             total = weighted if total is None else total + weighted
-            logs[f"{name}_loss"] = result.loss.detach()
-            for key, value in result.metrics.items():
-                logs[f"{name}_{key}"] = value
-        return total, logs
+            results[name] = result
+        return total, results
 
     def _step(self, batch: dict, split: str) -> torch.Tensor:
-        loss, logs = self.compute_losses(batch)
-        size = batch["input_ids"].shape[0]
-        self.log(f"{split}/loss", loss.detach(), prog_bar=True, batch_size=size, on_step=split == "train", on_epoch=True)
-        for key, value in logs.items():
-            self.log(f"{split}/{key}", value, batch_size=size, on_step=False, on_epoch=True)
+        loss, results = self.compute_losses(batch)
+        if split == "train":
+            unscaled = sum(self.weights[name] * result.loss.detach() for name, result in results.items())
+            self.log("train/loss", unscaled, prog_bar=True, batch_size=batch["input_ids"].shape[0], on_step=True,
+                     on_epoch=True)
+            for name, result in results.items():
+                self.log_target_mean(split, f"{name}_loss", result.loss, result.count)
+            return loss
+        for name, result in results.items():
+            self._eval_means.add(f"{name}_loss", result.loss, result.count)
+            for key, value in result.metrics.items():
+                self._eval_means.add(f"{name}_{key}", value, result.count)
         return loss
+
+    def on_validation_epoch_start(self):
+        self._eval_means = TargetMeans()
+
+    def on_validation_epoch_end(self):
+        """``val/<objective>_<loss|acc>`` over every target of the split; ``val/loss`` = sum of w_k * loss_k."""
+        means = self._eval_means.means(self.device)
+        total = sum(self.weights[name] * means.get(f"{name}_loss", 0.0) for name in self.objectives)
+        self.log("val/loss", float(total), prog_bar=True, sync_dist=True)
+        for key, value in means.items():
+            self.log(f"val/{key}", float(value), sync_dist=True)

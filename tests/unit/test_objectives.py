@@ -514,7 +514,7 @@ def test_weighted_sum_of_objectives(kind, first, second):
         alone = {name: run_objective(objective, backbone, batch)[0].loss for name, objective in objectives.items()}
     torch.testing.assert_close(total, 1.0 * alone[first] + 0.5 * alone[second], rtol=1e-5, atol=1e-6)
     for name in (first, second):
-        torch.testing.assert_close(logs[f"{name}_loss"], alone[name], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(logs[name].loss, alone[name], rtol=1e-5, atol=1e-6)
 
 
 def test_missing_weight_defaults_to_one():
