@@ -74,6 +74,20 @@ def gather_objects(value: Any) -> list[Any]:
     return gathered
 
 
+@contextlib.contextmanager
+def full_parameters(trainer) -> Iterator[None]:
+    """Inside the block every parameter is whole on rank 0, for exports: FSDP shards them across
+    processes (all ranks must enter); with any other strategy they are whole already."""
+    if "FSDP" not in type(trainer.strategy).__name__:
+        yield
+        return
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False, rank0_only=True,
+                                                     offload_to_cpu=True):
+        yield
+
+
 def processes_per_node(trainer_cfg) -> int:
     """How many processes a job runs on each node: the trainer's ``devices`` under a DDP-style
     strategy (``ddp``, ``fsdp``), else 1."""

@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
 from shiftlab.data.generation import GenerationDataModule
 from shiftlab.data.tokenization import build_char_tokenizer
-from shiftlab.distributed import World, barrier, distributed_job, external_launcher, gather_objects, is_rank_zero
+from shiftlab.distributed import (World, barrier, distributed_job, external_launcher, full_parameters, gather_objects,
+                                  is_rank_zero)
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
 from shiftlab.models.objectives import check_policy_fits
@@ -192,8 +193,9 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
     results = trainer.validate(module, datamodule=data, verbose=False)
     _finish_loggers(trainer)
     export_dir = run_dir / "pretrain" / "backbone"
-    if is_rank_zero():
-        backbone.export(export_dir, tokenizer)
+    with full_parameters(trainer):
+        if is_rank_zero():
+            backbone.export(export_dir, tokenizer)
     return _numbers(results), export_dir
 
 
@@ -218,6 +220,10 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     generation = corpus.tasks()[task] == "generation"
     loader_args = dict(seed=int(cfg.seed), batch_size=stage.batch_size, num_workers=cfg.data.num_workers,
                        max_length=cfg.data.max_length)
+    if generation and str(cfg.trainer.get("strategy") or "").startswith("fsdp"):
+        raise ValueError(f"task {task!r} generates text, which calls the decoder outside FSDP's sharded forward: "
+                         "use trainer=ddp for generation tasks (trainer=fsdp serves pretraining, classification "
+                         "and tagging)")
     if generation:
         data = GenerationDataModule(corpus, task, tokenizer, framing, max_target_length=task_cfg.pop("max_target_length", None),
                                     **loader_args)
@@ -256,10 +262,11 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
     _finish_loggers(trainer)
     if not generation:  # every process's test predictions, for the reports
         test_outputs = [batch for outputs in gather_objects(module.test_outputs) for batch in outputs]
+    with full_parameters(trainer):
+        if is_rank_zero():  # finetune=full writes the whole model here; the PEFT modes and prefix their adapters
+            export_adapter(module.backbone, run_dir / task / "adapter", head=getattr(module, "head", None))
     if not is_rank_zero():
         return results
-    # finetune=full writes the whole model here; the PEFT modes and prefix their adapters.
-    export_adapter(module.backbone, run_dir / task / "adapter", head=getattr(module, "head", None))
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
     if generation:
         results.update(save_generation_reports(module, data, run_dir / task / "reports"))

@@ -7,6 +7,7 @@ embedded default is the synthetic language; readers for real formats plug in her
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,13 +35,16 @@ class SyntheticCorpus:
     """The embedded synthetic language (see :mod:`shiftlab.data.synthetic`).
 
     Tasks: ``order`` (who acts on whom: needs word order), ``topic`` (order-insensitive
-    control) and ``entities`` (IOB2 tagging). Pretraining reads the ``pretrain`` split and
-    validates on ``val`` sentences; it never sees test sentences.
+    control), ``entities`` (IOB2 tagging) and ``word_order`` (word-order recovery, PERT's probe:
+    some words of the sentence were moved, and each word is tagged with where it came from, see
+    :func:`move_words`). Pretraining reads the ``pretrain`` split and validates on ``val``
+    sentences; it never sees test sentences.
     """
 
-    _TASKS = {"order": "classification", "topic": "classification", "entities": "tagging"}
+    _TASKS = {"order": "classification", "topic": "classification", "entities": "tagging", "word_order": "tagging"}
 
     def __init__(self, seed: int = 0, n_pretrain: int = 20000, n_train: int = 4000, n_val: int = 500, n_test: int = 1000):
+        self.seed = seed
         self.language = SyntheticLanguage(seed=seed, n_pretrain=n_pretrain, n_train=n_train, n_val=n_val, n_test=n_test)
 
     def texts(self, split: str) -> list[list[str]]:
@@ -65,12 +69,16 @@ class SyntheticCorpus:
             return LabelledSplit(words, [ex.order_label for ex in examples])
         if task == "topic":
             return LabelledSplit(words, [ex.topic_label for ex in examples])
+        if task == "word_order":
+            moved = [move_words(w, random.Random(f"shiftlab-word-order/{self.seed}/{split}/{i}")) for i, w in enumerate(words)]
+            return LabelledSplit([m[0] for m in moved], [m[1] for m in moved])
         return LabelledSplit(words, [list(ex.tags) for ex in examples])
 
     def label_names(self, task: str) -> list[str]:
         self._check_task(task)
         lang = self.language
-        return list({"order": lang.ORDER_LABELS, "topic": lang.TOPIC_LABELS, "entities": lang.TAGS}[task])
+        return list({"order": lang.ORDER_LABELS, "topic": lang.TOPIC_LABELS, "entities": lang.TAGS,
+                     "word_order": WORD_ORDER_LABELS}[task])
 
     def vocabulary(self) -> list[str]:
         return self.language.vocabulary()
@@ -78,6 +86,27 @@ class SyntheticCorpus:
     def _check_task(self, task: str) -> None:
         if task not in self._TASKS:
             raise ValueError(f"unknown task {task!r} for the synthetic corpus; valid tasks: {', '.join(self._TASKS)}")
+
+
+# Where a word of a ``word_order`` sentence came from, relative to where it is now: "0" (in place)
+# or "L1".."L3" / "R1".."R3" (from 1..3 positions to its left / right; 3 stands for 3 or more).
+WORD_ORDER_LABELS = ("0", "L1", "L2", "L3", "R1", "R2", "R3")
+
+
+def move_words(words: list[str], rng: random.Random, rate: float = 0.15, max_distance: int = 3) -> tuple[list[str], list[str]]:
+    """Move ``max(1, round(rate * n))`` words, one after another, each by 1..``max_distance``
+    positions left or right; return the moved sentence and, per word, where it came from
+    (:data:`WORD_ORDER_LABELS`). A word the moves brought back to its own place is "0"."""
+    order = list(range(len(words)))
+    for _ in range(max(1, round(rate * len(words)))):
+        source = rng.randrange(len(order))
+        target = min(len(order) - 1, max(0, source + rng.choice([-1, 1]) * rng.randint(1, max_distance)))
+        order.insert(target, order.pop(source))
+    labels = []
+    for position, origin in enumerate(order):
+        offset = origin - position  # > 0: it came from the right
+        labels.append("0" if offset == 0 else ("R" if offset > 0 else "L") + str(min(abs(offset), 3)))
+    return [words[i] for i in order], labels
 
 
 def _check_split(split: str) -> None:

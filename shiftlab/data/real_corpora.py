@@ -105,14 +105,19 @@ class ConllCorpus(_FileCorpus):
 
     ``texts('train')`` are the training sentences, or the lines of ``pretrain`` (raw text, one
     sentence a line, or ``.jsonl``; see :func:`~shiftlab.data.readers.read_text`) when given;
-    ``texts('val')`` / ``texts('test')`` the val / test sentences.
+    ``texts('val')`` / ``texts('test')`` the val / test sentences. ``train_limit=N`` keeps the
+    first N training sentences (a smaller run; val and test stay whole).
     """
 
     _name = "the CoNLL corpus"
 
     def __init__(self, train, val, test, *, pretrain=None, docstart: str | None = "-DOCSTART-",
-                 token_column: int = 0, tag_column: int = -1, task: str = "ner", validate_tags: bool = True):
+                 token_column: int = 0, tag_column: int = -1, task: str = "ner", validate_tags: bool = True,
+                 train_limit: int | None = None):
         super().__init__()
+        if train_limit is not None and int(train_limit) < 1:
+            raise ValueError(f"data.corpus.train_limit must be a positive number of sentences or null, got {train_limit}")
+        self.train_limit = None if train_limit is None else int(train_limit)
         self.paths = {"train": _resolve(train, "train"), "val": _resolve(val, "val"), "test": _resolve(test, "test")}
         self.pretrain_path = None if pretrain is None else _resolve(pretrain, "pretrain")
         self.task = str(task)
@@ -121,7 +126,8 @@ class ConllCorpus(_FileCorpus):
 
     def _sentences(self, split: str) -> list[tuple[list[str], list[str]]]:
         path = self.paths[split]
-        return self._cached(split, lambda: self._nonempty(read_conll(path, **self._options), path, split))
+        limit = self.train_limit if split == "train" else None
+        return self._cached(split, lambda: self._nonempty(read_conll(path, **self._options)[:limit], path, split))
 
     def _pretrain(self) -> list[list[str]]:
         path = self.pretrain_path

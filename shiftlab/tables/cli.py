@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit with status 1 when a run failed or is incomplete, or a metric is missing")
     parser.add_argument("--list", action="store_true",
                         help="list the runs found, the config keys that differ and the metrics, then exit")
+    parser.add_argument("--include", nargs="+", default=[], metavar="FILE",
+                        help="files of each row's first completed run (lowest seed) to show under the Markdown "
+                        "table, as paths or globs relative to the run directory, e.g. 'ner/reports/*.txt'")
     plot = parser.add_argument_group("plot (needs matplotlib: pip install -e '.[tables]')")
     plot.add_argument("--plot", metavar="PNG", help="also plot a metric against --x into this PNG file")
     plot.add_argument("--x", metavar="KEY", help="numeric config key on the x axis, e.g. shift.params.rate")
@@ -103,9 +106,26 @@ def _listing(runs: Sequence[Run], seed_key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render(table: Table, fmt: str, precision: int) -> str:
+def included_files(table: Table, patterns: Sequence[str], seed_key: str = "seed") -> str:
+    """Markdown sections with the files ``patterns`` of each row's first completed run (lowest
+    seed): the per-run reports a table summarises (e.g. a classification report)."""
+    sections = []
+    for row in table.rows:
+        completed = sorted((run for run in row.runs if run.completed), key=lambda run: format_value(run.get(seed_key)))
+        if not completed:
+            continue
+        run = completed[0]
+        for pattern in patterns:
+            for path in sorted(Path(run.path).glob(pattern)):
+                if path.is_file():
+                    title = f"{', '.join(row.labels())}: {path.relative_to(run.path)} ({seed_key} {format_value(run.get(seed_key))})"
+                    sections.append(f"#### {title}\n\n```\n{path.read_text(encoding='utf-8').rstrip()}\n```\n")
+    return "\n" + "\n".join(sections) if sections else ""
+
+
+def _render(table: Table, fmt: str, precision: int, include: Sequence[str] = (), seed_key: str = "seed") -> str:
     if fmt == "md":
-        return table.to_markdown(precision)
+        return table.to_markdown(precision) + included_files(table, include, seed_key)
     if fmt == "latex":
         return table.to_latex(precision)
     return table.to_csv()
@@ -136,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     formats = list(EXTENSIONS) if args.format == "all" else [args.format]
     if args.out:
         for fmt in formats:
-            path = write_text_atomic(_out_path(args.out, fmt, len(formats) == 1), _render(table, fmt, args.precision))
+            text = _render(table, fmt, args.precision, args.include, args.seed_key)
+            path = write_text_atomic(_out_path(args.out, fmt, len(formats) == 1), text)
             print(f"{PROG}: wrote {path}", file=sys.stderr)
     else:
-        sys.stdout.write("\n".join(_render(table, fmt, args.precision) for fmt in formats))
+        sys.stdout.write("\n".join(_render(table, fmt, args.precision, args.include, args.seed_key) for fmt in formats))
 
     if args.plot:
         from .plot import plot_metric

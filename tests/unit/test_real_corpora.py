@@ -49,6 +49,15 @@ def test_conll_corpus_labels_from_train_and_texts(conll_files):
     assert corpus.vocabulary() == sorted({"Peter", "runs", "in", "New", "York", "Mary", "sleeps", "the", "UN"})
 
 
+def test_conll_corpus_train_limit_keeps_the_first_training_sentences_only(conll_files):
+    corpus = ConllCorpus(*conll_files, train_limit=1)
+    assert corpus.texts("train") == [["Peter", "runs"]]
+    assert corpus.labelled("ner", "train").labels == [["B-PER", "O"]]
+    assert corpus.texts("val") == [["Mary", "sleeps"]]  # val and test stay whole
+    with pytest.raises(ValueError, match="data.corpus.train_limit"):
+        ConllCorpus(*conll_files, train_limit=0)
+
+
 def test_conll_corpus_unseen_label_names_label_split_and_file(conll_files):
     corpus = ConllCorpus(*conll_files)
     with pytest.raises(ValueError) as exc:

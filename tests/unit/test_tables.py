@@ -437,3 +437,18 @@ def test_plot_writes_png(tmp_path: Path, capsys) -> None:
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "wrote" in capsys.readouterr().err
     assert main([str(root), "--plot", str(out), "--x", "shift.name"]) == 2  # not numeric
+
+
+def test_include_shows_each_rows_report_from_its_lowest_seed(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "sweep")
+    for job in sorted(sweep.iterdir()):
+        if job.is_dir():
+            info = json.loads((job / "run_info.json").read_text())
+            (job / "ner" / "reports").mkdir(parents=True)
+            (job / "ner" / "reports" / "token_report.txt").write_text(f"report of {job.name} seed {info['seed']}\n")
+    assert main([str(sweep), "--rows", "shift.name", "--metrics", "order/test/acc",
+                 "--include", "ner/reports/*.txt"]) == 0
+    out = capsys.readouterr().out
+    assert "#### identity: ner/reports/token_report.txt (seed 0)\n\n```\nreport of 0_x0 seed 0\n```" in out
+    assert "#### token_move: ner/reports/token_report.txt (seed 0)\n\n```\nreport of 3_x3 seed 0\n```" in out
+    assert "seed 1" not in out.split("####", 1)[1]  # one run per row: its lowest seed
