@@ -145,6 +145,17 @@ def _read_json(path: Path) -> Any:
         return json.load(handle)
 
 
+def _read_json_object(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """(the JSON object in ``path``, "") or (None, why it could not be read)."""
+    try:
+        loaded = _read_json(path)
+    except (OSError, ValueError) as exc:
+        return None, f"{path.name} unreadable ({_first_line(exc)})"
+    if not isinstance(loaded, dict):
+        return None, f"{path.name} is not a JSON object"
+    return loaded, ""
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
@@ -179,15 +190,9 @@ def read_run(path: str | Path, label: str | None = None) -> Run:
     run = Run(path=path, label=label or path.name, config=config, status=INCOMPLETE, info=info)
 
     if (path / "metrics.json").is_file():
-        try:
-            metrics = _read_json(path / "metrics.json")
-        except (OSError, ValueError) as exc:
-            run.detail = f"metrics.json unreadable ({_first_line(exc)})"
-            return run
-        if not isinstance(metrics, dict):
-            run.detail = "metrics.json is not a JSON object"
-            return run
-        run.status, run.metrics = COMPLETED, metrics
+        metrics, run.detail = _read_json_object(path / "metrics.json")
+        if metrics is not None:
+            run.status, run.metrics = COMPLETED, metrics
         return run
 
     if (path / "failure.json").is_file():
@@ -259,13 +264,8 @@ def read_wandb_run(path: str | Path, label: str | None = None) -> Run:
     if not summary_path.is_file():
         run.detail = "W&B run without files/wandb-summary.json"
         return run
-    try:
-        summary = _read_json(summary_path)
-    except (OSError, ValueError) as exc:
-        run.detail = f"wandb-summary.json unreadable ({_first_line(exc)})"
-        return run
-    if not isinstance(summary, dict):
-        run.detail = "wandb-summary.json is not a JSON object"
+    summary, run.detail = _read_json_object(summary_path)
+    if summary is None:
         return run
     run.status = COMPLETED
     run.metrics = {

@@ -7,11 +7,11 @@ the figure is drawn with the Agg canvas directly, so no pyplot state or backend 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from shiftlab.utils.io import write_bytes_atomic
 
 from .aggregate import Table, build_table, format_value
 from .collect import MISSING, Run, TableError
@@ -24,20 +24,6 @@ class Plot:
     path: Path
     table: Table  #: the aggregated points (rows: the line keys, then x)
     skipped: list[str] = field(default_factory=list)  #: rows left out, and why
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def plot_metric(
@@ -105,5 +91,5 @@ def plot_metric(
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150, metadata={"Software": None})
     path = Path(path)
-    _write_bytes_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
     return Plot(path=path, table=table, skipped=skipped)
