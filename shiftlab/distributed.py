@@ -38,6 +38,9 @@ LAUNCHED_BY_SHIFTLAB = "SHIFTLAB_DDP_JOB"  # set in the processes shiftlab start
 TIMEOUT = timedelta(minutes=int(os.environ.get("SHIFTLAB_DDP_TIMEOUT_MIN", "30")))
 
 
+_OWN_RANKS = False  # True while this process is in a multi-process job whose ranks shiftlab started
+
+
 @dataclass(frozen=True)
 class World:
     rank: int = 0
@@ -53,6 +56,17 @@ def current_world() -> World:
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size())
     return World()
+
+
+def trainer_plugins() -> list:
+    """The cluster environment a Trainer must use in a job whose ranks shiftlab started: the plain
+    one (ranks from LOCAL_RANK / NODE_RANK), so that Lightning does not take the ranks from a SLURM
+    allocation the job merely runs inside."""
+    if not _OWN_RANKS:
+        return []
+    from lightning.fabric.plugins.environments import LightningEnvironment
+
+    return [LightningEnvironment()]
 
 
 def is_rank_zero() -> bool:
@@ -133,6 +147,7 @@ def distributed_job(trainer_cfg, run_dir: Path, config_path: Path | None = None)
     if launcher is None and per_node == 1:
         yield World(), run_dir
         return
+    global _OWN_RANKS
     backend = backend_for(trainer_cfg)
     children: list[subprocess.Popen] = []
     saved_env = {key: os.environ.get(key) for key in RANK_ENV}
@@ -149,11 +164,13 @@ def distributed_job(trainer_cfg, run_dir: Path, config_path: Path | None = None)
                               LOCAL_RANK="0", NODE_RANK="0")
             children = [_start_rank(rank, per_node, port, run_dir, config_path) for rank in range(1, per_node)]
         _init_group(backend, launcher)
+        _OWN_RANKS = launcher in (None, "shiftlab")
         world = current_world()
         run_dir = Path(gather_objects(str(run_dir))[0])  # rank 0's directory for every process
         yield world, run_dir
         failed = False
     finally:
+        _OWN_RANKS = False
         _end_group(failed)
         _stop_children(children, failed)
         for key, value in saved_env.items():

@@ -29,7 +29,7 @@ from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, buil
 from shiftlab.data.generation import GenerationDataModule
 from shiftlab.data.tokenization import build_char_tokenizer
 from shiftlab.distributed import (World, barrier, distributed_job, external_launcher, full_parameters, gather_objects,
-                                  is_rank_zero)
+                                  is_rank_zero, trainer_plugins)
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
 from shiftlab.models.objectives import check_policy_fits
@@ -325,6 +325,7 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
     callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
     kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    kwargs["plugins"] = list(kwargs.get("plugins") or []) + trainer_plugins()
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, callbacks=callbacks, **kwargs)
 
 

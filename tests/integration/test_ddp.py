@@ -82,3 +82,19 @@ def test_torchrun_processes_join_one_job(tmp_path):
     assert not (run_dir / "rank1.log").exists()  # torchrun started rank 1, not shiftlab
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["order/test/acc"] >= 0 and "pretrain/val/loss" in metrics
+
+
+@pytest.mark.slow
+def test_ranks_shiftlab_starts_inside_a_slurm_allocation_keep_their_own_ranks(tmp_path):
+    """A one-task SLURM job running trainer=ddp_cpu: shiftlab starts rank 1 itself, and Lightning
+    must not take the ranks (all 0, world size 1) from the SLURM variables."""
+    slurm = dict(SLURM_NTASKS="1", SLURM_PROCID="0", SLURM_LOCALID="0", SLURM_NODEID="0", SLURM_JOB_ID="4242",
+                 SLURM_JOB_NAME="shiftlab", SLURM_NODELIST="localhost", SLURM_NTASKS_PER_NODE="1")
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "shiftlab.train", "trainer=ddp_cpu", *SMOKE, *NO_DROPOUT, f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(command, cwd=tmp_path, env={**environment(tmp_path), **slurm}, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["world_size"] == 2 and len(set(info["processes"])) == 2
+    assert (run_dir / "metrics.json").is_file()
