@@ -67,8 +67,7 @@ def _write_config(cfg: DictConfig, run_dir: Path) -> None:
 
 def _run_job(cfg: DictConfig, run_dir: Path, job: JobInfo | None, world: World, processes: list[int]) -> dict[str, float]:
     if not world.is_zero:
-        metrics = _run_stages(cfg, run_dir, {"stage": "setup"})
-        return metrics
+        return _run_stages(cfg, run_dir, {"stage": "setup"})
     print(f"shiftlab: run directory {run_dir.resolve()}"
           + (f" ({world.size} processes)" if world.size > 1 else ""), flush=True)
     record = RunRecord(run_dir, seed=int(cfg.seed), job=job)
