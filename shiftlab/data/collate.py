@@ -58,11 +58,17 @@ class EncodedDataset(Dataset):
 
 def word_labels_to_tokens(encoded: Encoded, word_labels: Sequence[Sequence[int]]) -> list[torch.Tensor]:
     """Per-token labels: each word's label on its first sub-word, ``-100`` everywhere else.
+    ``word_labels`` are per input sentence (windowed encodings map rows to them).
 
     Labels are placed by word id, not by order, so a word the tokenizer turns into no token at
     all (a stray control character, say) cannot shift the labels of the words after it."""
     out = []
-    for ids, word_ids, starts, labels in zip(encoded.input_ids, encoded.word_ids, encoded.word_starts, word_labels):
+    owned = encoded.owned or [None] * len(encoded)
+    sources = encoded.source_index or range(len(encoded))
+    for ids, word_ids, starts, own, source in zip(encoded.input_ids, encoded.word_ids, encoded.word_starts, owned, sources):
+        labels = word_labels[source]
+        if own is not None:  # a window: only the words it owns are labelled (each word is scored once)
+            starts = starts[own[starts]]
         token_labels = torch.full_like(ids, IGNORE_INDEX)
         labels = torch.as_tensor(list(labels), dtype=torch.long)
         token_labels[starts] = labels[word_ids[starts]]
@@ -155,6 +161,7 @@ class LabelCollator:
 
     def __call__(self, items) -> dict[str, torch.Tensor]:
         batch = _pad_common(items, self.pad_id)
+        batch["sample_ids"] = torch.tensor([it["sample_id"] for it in items], dtype=torch.long)
         if "token_labels" in items[0]:
             batch["labels"] = pad_stack([it["token_labels"] for it in items], IGNORE_INDEX)
         else:

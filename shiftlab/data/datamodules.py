@@ -11,7 +11,7 @@ from shiftlab.shifts import ShiftPolicy, Vocab
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
 from .corpus import FAMILIES, Corpus
 from .sampling import EpochIndexSampler
-from .tokenization import Framing, encode_documents, encode_words, is_char_level
+from .tokenization import Framing, encode_documents, encode_word_windows, encode_words, is_char_level
 
 
 class _SplitsDataModule(L.LightningDataModule):
@@ -104,7 +104,12 @@ class ShiftPretrainDataModule(_SplitsDataModule):
 
 
 class TaskDataModule(_TrainValTestDataModule):
-    """A labelled downstream task: sequence classification or token classification (tagging)."""
+    """A labelled downstream task: sequence classification or token classification (tagging).
+
+    Training sequences longer than ``max_length`` are truncated; a tagging task's val and test
+    sentences are split into overlapping windows instead, so every word of the file is scored
+    and the reports' supports are the file's label counts.
+    """
 
     def __init__(self, corpus: Corpus, task: str, tokenizer, framing: Framing, *, seed: int, batch_size: int = 32,
                  num_workers: int = 0, max_length: int = 128, eval_batch_size: int | None = None):
@@ -134,7 +139,10 @@ class TaskDataModule(_TrainValTestDataModule):
             if split in self.datasets:
                 continue
             data = self.corpus.labelled(self.task, split)
-            encoded = encode_words(self.tokenizer, data.words, self.framing, self.max_length)
+            if self.family == "tagging" and split != "train":  # evaluation scores every word: long sentences become windows
+                encoded = encode_word_windows(self.tokenizer, data.words, self.framing, self.max_length)
+            else:
+                encoded = encode_words(self.tokenizer, data.words, self.framing, self.max_length)
             if self.family == "classification":
                 labels = [self._label_id(label, split) for label in data.labels]
                 self.datasets[split] = EncodedDataset(encoded, labels=labels)

@@ -82,6 +82,10 @@ class Encoded:
     word_ids: list[torch.Tensor]
     word_starts: list[torch.Tensor]  # token index of each word's first sub-word, per example
     sentence_ids: list[torch.Tensor] | None = None  # per token, the sentence it belongs to (-1 on framing)
+    # Windowed encodings (``encode_word_windows``): the input sentence of each row, and per token
+    # whether the row owns it (is the one row whose prediction for that word counts).
+    source_index: list[int] | None = None
+    owned: list[torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -110,6 +114,72 @@ def encode_words(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing
         starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
         starts_out.append(torch.tensor(starts, dtype=torch.long))
     return Encoded(ids_out, words_out, starts_out)
+
+
+def encode_word_windows(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing, max_length: int,
+                        context: int | None = None) -> Encoded:
+    """Tokenise pre-split sentences for evaluation, dropping no word: a sentence longer than
+    ``max_length`` becomes several rows (windows) cut at word boundaries.
+
+    Each word is *owned* by exactly one row; a row also carries up to ``context`` tokens
+    (default a quarter of the content budget) of the neighbouring words on either side, so the
+    words near a cut are predicted with context, as Hugging Face's ``stride`` does. The result
+    records each row's sentence (``source_index``, rows in sentence and word order) and which of
+    its tokens it owns; labels go on owned words only, so every word is scored once.
+    """
+    budget = max_length - len(framing.prefix) - len(framing.suffix)
+    if budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for content after the framing tokens")
+    context = budget // 4 if context is None else int(context)
+    if not 0 <= 2 * context < budget:
+        raise ValueError(f"window context {context} must leave room for owned words: 0 <= 2*context < {budget}")
+    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    prefix, suffix = list(framing.prefix), list(framing.suffix)
+    ids_out, words_out, starts_out, source, owned_out = [], [], [], [], []
+    for i, ids in enumerate(batch["input_ids"]):
+        word_ids = [-1 if w is None else w for w in batch.word_ids(i)]
+        for lo, own_lo, own_hi, hi in _windows(word_ids, budget, context):
+            full_words = [-1] * len(prefix) + word_ids[lo:hi] + [-1] * len(suffix)
+            owned = [False] * len(prefix) + [own_lo <= j < own_hi for j in range(lo, hi)] + [False] * len(suffix)
+            ids_out.append(torch.tensor(prefix + ids[lo:hi] + suffix, dtype=torch.long))
+            words_out.append(torch.tensor(full_words, dtype=torch.long))
+            starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
+            starts_out.append(torch.tensor(starts, dtype=torch.long))
+            owned_out.append(torch.tensor(owned, dtype=torch.bool))
+            source.append(i)
+    return Encoded(ids_out, words_out, starts_out, source_index=source, owned=owned_out)
+
+
+def _windows(word_ids: list[int], budget: int, context: int) -> list[tuple[int, int, int, int]]:
+    """Token windows ``(lo, own_lo, own_hi, hi)`` covering a sentence: ``[lo, hi)`` fits in
+    ``budget`` tokens, ``[own_lo, own_hi)`` are the words the window owns, all cut at word starts
+    (a single word longer than the budget is the one place a window cuts inside a word)."""
+    n = len(word_ids)
+    if n <= budget:
+        return [(0, 0, n, n)]
+    cuts = [j for j in range(n + 1) if j in (0, n) or word_ids[j] != word_ids[j - 1] or word_ids[j] < 0]
+
+    def back(position: int, tokens: int) -> int:  # earliest word start >= position - tokens
+        return min(c for c in cuts if c >= position - tokens)
+
+    def forward(position: int, tokens: int) -> int:  # latest word start <= position + tokens
+        return max(c for c in cuts if c <= position + tokens)
+
+    out, own_lo = [], 0
+    while own_lo < n:
+        lo = back(own_lo, context) if own_lo else 0
+        room = budget - (own_lo - lo)
+        if n - own_lo <= room:  # the rest of the sentence fits: the last window
+            out.append((lo, own_lo, n, n))
+            break
+        own_hi = forward(own_lo, room - context)
+        if own_hi <= own_lo:  # the next word alone is longer than what is left: own it, cut inside it
+            lo, own_hi = own_lo, min(c for c in cuts if c > own_lo)
+            out.append((lo, own_lo, own_hi, min(own_hi, lo + budget)))
+        else:
+            out.append((lo, own_lo, own_hi, forward(own_hi, budget - (own_hi - lo))))
+        own_lo = own_hi
+    return out
 
 
 def encode_documents(tokenizer, documents: Sequence[Sequence[Sequence[str]]], framing: Framing, max_length: int) -> Encoded:

@@ -20,31 +20,46 @@ from shiftlab.metrics.reports import (
 IGNORE_INDEX = -100
 
 
-def predict(module, loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(label ids, predicted ids) per batch of a loader, wherever the module's weights are (the
-    trainer may leave them on a GPU)."""
+def predict(module, loader) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(sample ids, label ids, predicted ids) per batch of a loader, wherever the module's weights
+    are (the trainer may leave them on a GPU)."""
     outputs = []
     device = next(module.parameters()).device
     module.eval()
     with torch.no_grad():
         for batch in loader:
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            outputs.append((batch["labels"], module(ids, mask).argmax(dim=-1).cpu()))
+            outputs.append((batch["sample_ids"], batch["labels"], module(ids, mask).argmax(dim=-1).cpu()))
     return outputs
 
 
-def as_lists(outputs) -> tuple[list, list]:
-    """(y_true, y_pred): label ids per sequence, or per word (first sub-words only)."""
-    y_true, y_pred = [], []
-    for labels, predicted in outputs:
+def as_lists(outputs, source_index=None) -> tuple[list, list]:
+    """(y_true, y_pred) in sample order: label ids per sequence, or per word (first sub-words only).
+
+    Rows come back from any number of processes in any order; they are sorted by sample id. For
+    windowed tagging splits, ``source_index`` (the sentence of each row) joins a sentence's windows
+    back into one sequence, so entities are chunked per sentence as in the file."""
+    rows = []
+    for sample_ids, labels, predicted in outputs:
         if labels.dim() == 1:
-            y_true += labels.tolist()
-            y_pred += predicted.tolist()
+            rows += zip(sample_ids.tolist(), labels.tolist(), predicted.tolist())
             continue
-        for gold_row, pred_row in zip(labels, predicted):
+        for sample_id, gold_row, pred_row in zip(sample_ids.tolist(), labels, predicted):
             keep = gold_row != IGNORE_INDEX
-            y_true.append(gold_row[keep].tolist())
-            y_pred.append(pred_row[keep].tolist())
+            rows.append((sample_id, gold_row[keep].tolist(), pred_row[keep].tolist()))
+    rows.sort(key=lambda row: row[0])
+    if len({row[0] for row in rows}) != len(rows):
+        raise ValueError("a sample was predicted twice: the evaluation shares of the processes overlap")
+    if source_index is None or not rows or not isinstance(rows[0][1], list):
+        return [row[1] for row in rows], [row[2] for row in rows]
+    y_true, y_pred, last = [], [], None
+    for sample_id, gold, guess in rows:
+        if source_index[sample_id] != last:
+            y_true.append([])
+            y_pred.append([])
+            last = source_index[sample_id]
+        y_true[-1] += gold
+        y_pred[-1] += guess
     return y_true, y_pred
 
 
@@ -54,7 +69,7 @@ def save_reports(module, data, split: str, directory: Path, outputs=None) -> dic
     names = data.label_names
     if outputs is None:
         outputs = predict(module, getattr(data, f"{split}_dataloader")())
-    y_true, y_pred = as_lists(outputs)
+    y_true, y_pred = as_lists(outputs, data.datasets[split].encoded.source_index)
     if data.family == "classification":
         report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
         report.title = f"{data.task} ({split}): classification report"

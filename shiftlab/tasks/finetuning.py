@@ -53,12 +53,12 @@ class _ClassificationModule(SplitStepModule):
             # AdaLoRA's orthogonality penalty (0 otherwise); the mean over the global batch's labels under DDP.
             loss = world_mean(loss, count) + regularization_loss(self.backbone)
         if split == "test":  # kept for the reports, so the test split is not predicted twice
-            self.test_outputs.append((labels.detach().cpu(), logits.argmax(dim=-1).detach().cpu()))
+            self.test_outputs.append((batch["sample_ids"].cpu(), labels.detach().cpu(), logits.argmax(dim=-1).detach().cpu()))
         return loss
 
     def on_test_epoch_start(self):
-        # (label ids, predicted ids) per test batch, of this process: the reports read them.
-        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # (sample ids, label ids, predicted ids) per test batch, of this process: the reports read them.
+        self.test_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if (batch_idx + 1) % self.trainer.accumulate_grad_batches == 0:

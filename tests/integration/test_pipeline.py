@@ -152,3 +152,37 @@ def test_a_run_evaluates_again_from_its_exports(mode, tmp_path):
     assert again["order/test/loss"] == pytest.approx(metrics["order/test/loss"], rel=1e-4)
     assert (tmp_path / "order" / "eval_test" / "test_classification_report.json").exists()
     assert main([str(tmp_path / "nowhere")]) == 1
+
+
+def test_ner_reports_score_every_word_of_the_test_file_and_evaluate_again_alike(tmp_path):
+    """Sentences longer than data.max_length are windowed, not truncated, in evaluation: the
+    token report's supports are the test file's tag counts, in the run and in shiftlab-eval."""
+    from collections import Counter
+
+    from shiftlab.evaluate import evaluate_run
+
+    files, counts = {}, Counter()
+    for split, lengths in (("train", [6, 30, 4] * 4), ("dev", [25, 3]), ("test", [40, 2, 21])):
+        lines = []
+        for n in lengths:
+            for i in range(n):
+                tag = ["O", "B-PER", "I-PER", "O", "B-LOC"][(i * 7 + n) % 5]
+                counts[tag] += split == "test"
+                lines.append(f"w{(i * 3 + n) % 17}\t{tag}")
+            lines.append("")
+        files[split] = tmp_path / split
+        files[split].write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "run"
+    overrides = [o for o in TINY if not o.startswith("data.corpus.")] + [
+        "data=wikiann", "task=ner", "backbone=tiny_bert", "data.max_length=10", "pretrain.batch_size=4",
+        *(f"data.corpus.{key}={files[name]}" for key, name in (("train", "train"), ("val", "dev"), ("test", "test")))]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    metrics = run(cfg, run_dir)
+    report = json.loads((run_dir / "ner" / "reports" / "test_token_report.json").read_text())
+    supports = {name: row["support"] for name, row in report.items() if name in counts}
+    assert supports == dict(counts), report
+    assert report["micro avg"]["support"] == sum(counts.values())
+    again = evaluate_run(run_dir)
+    assert again["ner/test/entity_f1"] == pytest.approx(metrics["ner/test/entity_f1"], abs=1e-9)
+    assert again["ner/test/acc"] == pytest.approx(metrics["ner/test/acc"], abs=1e-6)
