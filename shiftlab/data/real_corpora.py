@@ -84,6 +84,13 @@ class _FileCorpus:
         return {}
 
     @staticmethod
+    def _check_train_limit(train_limit) -> int | None:
+        """``train_limit=N``: the first N training examples only (val and test stay whole)."""
+        if train_limit is not None and int(train_limit) < 1:
+            raise ValueError(f"data.corpus.train_limit must be a positive number of examples or null, got {train_limit}")
+        return None if train_limit is None else int(train_limit)
+
+    @staticmethod
     def _nonempty(items: list, path: Path, split: str) -> list:
         if not items:
             raise ValueError(f"the {split} split ({path}) has no examples")
@@ -115,9 +122,7 @@ class ConllCorpus(_FileCorpus):
                  token_column: int = 0, tag_column: int = -1, task: str = "ner", validate_tags: bool = True,
                  train_limit: int | None = None):
         super().__init__()
-        if train_limit is not None and int(train_limit) < 1:
-            raise ValueError(f"data.corpus.train_limit must be a positive number of sentences or null, got {train_limit}")
-        self.train_limit = None if train_limit is None else int(train_limit)
+        self.train_limit = self._check_train_limit(train_limit)
         self.paths = {"train": _resolve(train, "train"), "val": _resolve(val, "val"), "test": _resolve(test, "test")}
         self.pretrain_path = None if pretrain is None else _resolve(pretrain, "pretrain")
         self.task = str(task)
@@ -172,13 +177,16 @@ class ClassificationCorpus(_FileCorpus):
     column accepts the usual spellings (``sentence``, ``content``, ``text``: SST-2 uses the
     first two). Texts are split into words with :func:`~shiftlab.data.readers.split_words`;
     ``texts(split)`` are the split's texts, so pretraining reads the training texts.
+    ``train_limit=N`` keeps the first N training rows (val and test stay whole).
     """
 
     _name = "the classification corpus"
 
     def __init__(self, train, val, test, *, text_column=("sentence", "content", "text"), label_column="label",
-                 header: bool = True, delimiter: str = "\t", task: str = "classification", text_columns=None):
+                 header: bool = True, delimiter: str = "\t", task: str = "classification", text_columns=None,
+                 train_limit: int | None = None):
         super().__init__()
+        self.train_limit = self._check_train_limit(train_limit)
         self.paths = {"train": _resolve(train, "train"), "val": _resolve(val, "val"), "test": _resolve(test, "test")}
         self.task = str(task)
         self._options = dict(text_column=text_column, label_column=label_column, header=header,
@@ -187,7 +195,8 @@ class ClassificationCorpus(_FileCorpus):
     def _rows(self, split: str) -> tuple[list[list[str]], list[str]]:
         def load():
             path = self.paths[split]
-            rows = self._nonempty(read_classification(path, **self._options), path, split)
+            limit = self.train_limit if split == "train" else None
+            rows = self._nonempty(read_classification(path, **self._options)[:limit], path, split)
             return [split_words(text) for text, _ in rows], [label for _, label in rows]
         return self._cached(split, load)
 

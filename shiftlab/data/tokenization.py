@@ -97,7 +97,8 @@ def encode_words(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing
     budget = max_length - len(framing.prefix) - len(framing.suffix)
     if budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room for content after the framing tokens")
-    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
+                      verbose=False)  # lengths are handled here: no warning about the model maximum
     ids_out, words_out, starts_out = [], [], []
     prefix, suffix = list(framing.prefix), list(framing.suffix)
     for i, ids in enumerate(batch["input_ids"]):
@@ -133,7 +134,8 @@ def encode_word_windows(tokenizer, sentences: Sequence[Sequence[str]], framing: 
     context = budget // 4 if context is None else int(context)
     if not 0 <= 2 * context < budget:
         raise ValueError(f"window context {context} must leave room for owned words: 0 <= 2*context < {budget}")
-    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
+                      verbose=False)  # lengths are handled here: no warning about the model maximum
     prefix, suffix = list(framing.prefix), list(framing.suffix)
     ids_out, words_out, starts_out, source, owned_out = [], [], [], [], []
     for i, ids in enumerate(batch["input_ids"]):

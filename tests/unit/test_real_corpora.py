@@ -137,6 +137,15 @@ def test_classification_corpus(sst_files):
     assert "long" in corpus.vocabulary() and corpus.vocabulary() == sorted(corpus.vocabulary())
 
 
+def test_classification_corpus_train_limit_keeps_the_first_training_rows_only(sst_files):
+    corpus = ClassificationCorpus(*sst_files, train_limit=2)
+    assert corpus.texts("train") == [["a", "fine", "film", "."], ["dull"]]
+    assert corpus.label_names("classification") == ["0", "1"]  # labels come from the kept rows
+    assert len(corpus.texts("val")) == 2
+    with pytest.raises(ValueError, match="data.corpus.train_limit"):
+        ClassificationCorpus(*sst_files, train_limit=0)
+
+
 def test_classification_corpus_unseen_label(sst_files):
     corpus = ClassificationCorpus(*sst_files)
     with pytest.raises(ValueError) as exc:
