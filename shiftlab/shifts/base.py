@@ -156,7 +156,8 @@ class ShiftPolicy:
         return self.apply(input_ids, special_mask, keys, word_ids, sentence_ids, padding)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "vocab")
+        # the parameters only: no bound vocabulary, no private lookup tables
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "vocab" and not k.startswith("_"))
         return f"{type(self).__name__}({params})"
 
 
