@@ -225,16 +225,21 @@ class Row:
 class Issue:
     """Something the table's numbers leave out: a failed or incomplete run, a missing metric."""
 
-    kind: str  #: ``failed`` | ``incomplete`` | ``missing`` | ``not_finite``
-    run: Run
+    kind: str  #: ``failed`` | ``incomplete`` | ``missing`` | ``not_finite`` | ``absent``
+    run: Run | None  #: None for ``absent`` (a metric no run of some rows reports)
     context: str  #: the run's row and seed, ``shift.name=identity, seed=1``
     detail: str = ""
     metric: str | None = None
 
     def describe(self, quote=lambda text: text) -> str:
-        where = f"{quote(self.run.label)} ({self.context})" if self.context else quote(self.run.label)
+        if self.run is None:
+            where = ""
+        else:
+            where = f"{quote(self.run.label)} ({self.context})" if self.context else quote(self.run.label)
         if self.kind == "missing":
             return f"metric {self.metric} missing in run {where}"
+        if self.kind == "absent":
+            return f"metric {self.metric} is reported by no run of {self.detail}"
         if self.kind == "not_finite":
             return f"metric {self.metric} is {self.detail} in run {where}"
         return f"{where}: {self.detail}"
@@ -385,6 +390,9 @@ def build_table(
     failed: list[Issue] = []
     incomplete: list[Issue] = []
     missing: list[Issue] = []
+    # a metric that no completed run of a row reports (a sweep mixing tasks: SST-2 rows have no
+    # entity F1) is one note per metric naming those rows, not one per run
+    absent: dict[str, list[str]] = {}
     for row in table.rows:
         for run in row.runs:
             context = _context(run, row_keys, seed_key)
@@ -392,11 +400,15 @@ def build_table(
                 failed.append(Issue(FAILED, run, context, run.detail))
             elif run.status == INCOMPLETE:
                 incomplete.append(Issue(INCOMPLETE, run, context, run.detail))
+        completed = [run for run in row.runs if run.completed]
         for metric in metric_names:
             values = []
-            for run in row.runs:
-                if not run.completed:
-                    continue
+            if completed and all(metric not in run.metrics for run in completed):
+                absent.setdefault(metric, []).append(" / ".join(row.labels()) or "all runs")
+                completed_here = []
+            else:
+                completed_here = completed
+            for run in completed_here:
                 value = run.metrics.get(metric, MISSING)
                 if value is MISSING:
                     missing.append(Issue("missing", run, _context(run, row_keys, seed_key), metric=metric))
@@ -411,7 +423,10 @@ def build_table(
                 n=len(values),
                 values=values,
             )
-    table.issues = failed + incomplete + missing
+    absent_issues = [Issue("absent", None, "", detail=f"{len(rows)} row{'s' if len(rows) > 1 else ''} "
+                           f"({' / '.join(row_keys)}): " + "; ".join(rows),
+                           metric=metric) for metric, rows in absent.items()]
+    table.issues = failed + incomplete + missing + absent_issues
     for metric in metric_names:
         _mark_best(table.rows, metric, directions[metric])
     table.warnings = _row_warnings(table)

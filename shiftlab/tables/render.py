@@ -24,6 +24,7 @@ _SECTIONS = (
     ("incomplete", "Incomplete runs (killed, or still running; not in the means):"),
     ("missing", "Missing metrics:"),
     ("not_finite", "Metrics that are not finite numbers (left out of the means):"),
+    ("absent", "Metrics that whole rows do not report (— in the table):"),
 )
 
 

@@ -19,7 +19,7 @@ def test_the_analysis_notebook_executes_on_the_committed_results():
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    for name in ("order_objectives", "shuffle_locality", "ner_report"):
+    for name in ("order_objectives", "shuffle_locality", "ner_report", "peft_modes", "translation"):
         assert f"{name}: " in printed
     figures = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(figures) >= 3  # one per experiment
+    assert len(figures) >= 5  # one per experiment

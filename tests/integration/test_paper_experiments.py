@@ -40,7 +40,7 @@ def structure(markdown: str) -> tuple[list[str], list[list[str]], list[str]]:
 
 def test_every_experiment_folder_has_its_readme_commands_and_results():
     names = {path.name for path in EXPERIMENTS}
-    assert {"order_objectives", "shuffle_locality", "ner_report"} <= names
+    assert {"order_objectives", "shuffle_locality", "ner_report", "peft_modes", "translation"} <= names
     for folder in EXPERIMENTS:
         readme = (folder / "README.md").read_text(encoding="utf-8")
         command_after(readme, "<!-- sweep -->"), command_after(readme, "<!-- table -->")

@@ -47,8 +47,8 @@ def test_groups_of_the_design_exist():
 # Configs that cannot resolve on their own, and the error that says what to set.
 NEEDS_A_VALUE = {
     ("backbone", "hf"): "name_or_path",
-    # sized per backbone for the rows of conf/peft_modes; the default tiny BERT has no size there
-    ("tier", "peft_cpu"): r"peft_cpu_sizes\.tiny_bert\.train_limit",
+    # sized per backbone for the rows of conf/peft_modes; the default tiny BERT on synthetic data has none there
+    ("tier", "peft_cpu"): r"peft_cpu_sizes\.tiny_bert\.synthetic\.train_limit",
 }
 
 

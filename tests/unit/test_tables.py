@@ -452,3 +452,20 @@ def test_include_shows_each_rows_report_from_its_lowest_seed(tmp_path, capsys):
     assert "#### identity: ner/reports/token_report.txt (seed 0)\n\n```\nreport of 0_x0 seed 0\n```" in out
     assert "#### token_move: ner/reports/token_report.txt (seed 0)\n\n```\nreport of 3_x3 seed 0\n```" in out
     assert "seed 1" not in out.split("####", 1)[1]  # one run per row: its lowest seed
+
+
+def test_a_metric_a_whole_row_does_not_report_is_one_note_not_one_per_run(tmp_path: Path, capsys) -> None:
+    # a sweep mixing tasks: the identity row has only accuracy, the token_move row only entity F1
+    for seed in (0, 1):
+        write_run(tmp_path / f"a{seed}", shift="identity", seed=seed, metrics={"order/test/acc": 0.8 + seed / 10})
+        write_run(tmp_path / f"b{seed}", shift="token_move", seed=seed, metrics={"ner/test/entity_f1": 0.5})
+    table = build_table(collect_runs([tmp_path]), metrics=["order/test/acc", "ner/test/entity_f1"])
+    assert [(issue.kind, issue.metric) for issue in table.issues] == [
+        ("absent", "ner/test/entity_f1"), ("absent", "order/test/acc")]
+    assert table.issues[0].describe() == "metric ner/test/entity_f1 is reported by no run of 1 row (shift.name): identity"
+    markdown = table.to_markdown()
+    assert "Metrics that whole rows do not report (— in the table):" in markdown and "missing in run" not in markdown
+    assert table.rows[0].cells["order/test/acc"].mean == pytest.approx(0.85)
+    assert table.rows[0].cells["ner/test/entity_f1"].n == 0
+    assert main([str(tmp_path), "--metrics", "order/test/acc", "ner/test/entity_f1", "--strict"]) == 1
+    assert "reported by no run of 1 row" in capsys.readouterr().err
