@@ -94,13 +94,9 @@ class Encoded:
 def encode_words(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing, max_length: int) -> Encoded:
     """Tokenise pre-split sentences once. Sequences longer than ``max_length`` (framing
     included) are cut at a word boundary where possible, keeping the framing tokens."""
-    budget = max_length - len(framing.prefix) - len(framing.suffix)
-    if budget < 1:
-        raise ValueError(f"max_length={max_length} leaves no room for content after the framing tokens")
-    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
-                      verbose=False)  # lengths are handled here: no warning about the model maximum
+    budget = _content_budget(framing, max_length)
+    batch = _tokenize_words(tokenizer, sentences)
     ids_out, words_out, starts_out = [], [], []
-    prefix, suffix = list(framing.prefix), list(framing.suffix)
     for i, ids in enumerate(batch["input_ids"]):
         word_ids = [-1 if w is None else w for w in batch.word_ids(i)]
         if len(ids) > budget:
@@ -109,12 +105,31 @@ def encode_words(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing
                 cut -= 1
             cut = cut or budget  # a single word longer than the budget: cut inside it
             ids, word_ids = ids[:cut], word_ids[:cut]
-        full_words = [-1] * len(prefix) + word_ids + [-1] * len(suffix)
-        ids_out.append(torch.tensor(prefix + ids + suffix, dtype=torch.long))
-        words_out.append(torch.tensor(full_words, dtype=torch.long))
-        starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
-        starts_out.append(torch.tensor(starts, dtype=torch.long))
+        framed_ids, framed_words, starts = _framed(framing, ids, word_ids)
+        ids_out.append(framed_ids)
+        words_out.append(framed_words)
+        starts_out.append(starts)
     return Encoded(ids_out, words_out, starts_out)
+
+
+def _content_budget(framing: Framing, max_length: int) -> int:
+    budget = max_length - len(framing.prefix) - len(framing.suffix)
+    if budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room for content after the framing tokens")
+    return budget
+
+
+def _tokenize_words(tokenizer, sentences: Sequence[Sequence[str]]):
+    # lengths are handled by the caller: no warning about the model maximum
+    return tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False, verbose=False)
+
+
+def _framed(framing: Framing, ids: list[int], word_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Framed token ids, word ids (-1 on framing) and the index of each word's first token."""
+    full_words = [-1] * len(framing.prefix) + word_ids + [-1] * len(framing.suffix)
+    starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
+    return (torch.tensor(list(framing.prefix) + ids + list(framing.suffix), dtype=torch.long),
+            torch.tensor(full_words, dtype=torch.long), torch.tensor(starts, dtype=torch.long))
 
 
 def encode_word_windows(tokenizer, sentences: Sequence[Sequence[str]], framing: Framing, max_length: int,
@@ -128,25 +143,21 @@ def encode_word_windows(tokenizer, sentences: Sequence[Sequence[str]], framing: 
     records each row's sentence (``source_index``, rows in sentence and word order) and which of
     its tokens it owns; labels go on owned words only, so every word is scored once.
     """
-    budget = max_length - len(framing.prefix) - len(framing.suffix)
-    if budget < 1:
-        raise ValueError(f"max_length={max_length} leaves no room for content after the framing tokens")
+    budget = _content_budget(framing, max_length)
     context = budget // 4 if context is None else int(context)
     if not 0 <= 2 * context < budget:
         raise ValueError(f"window context {context} must leave room for owned words: 0 <= 2*context < {budget}")
-    batch = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
-                      verbose=False)  # lengths are handled here: no warning about the model maximum
-    prefix, suffix = list(framing.prefix), list(framing.suffix)
+    batch = _tokenize_words(tokenizer, sentences)
     ids_out, words_out, starts_out, source, owned_out = [], [], [], [], []
     for i, ids in enumerate(batch["input_ids"]):
         word_ids = [-1 if w is None else w for w in batch.word_ids(i)]
         for lo, own_lo, own_hi, hi in _windows(word_ids, budget, context):
-            full_words = [-1] * len(prefix) + word_ids[lo:hi] + [-1] * len(suffix)
-            owned = [False] * len(prefix) + [own_lo <= j < own_hi for j in range(lo, hi)] + [False] * len(suffix)
-            ids_out.append(torch.tensor(prefix + ids[lo:hi] + suffix, dtype=torch.long))
-            words_out.append(torch.tensor(full_words, dtype=torch.long))
-            starts = [j for j, w in enumerate(full_words) if w >= 0 and (j == 0 or full_words[j - 1] != w)]
-            starts_out.append(torch.tensor(starts, dtype=torch.long))
+            framed_ids, framed_words, starts = _framed(framing, ids[lo:hi], word_ids[lo:hi])
+            owned = ([False] * len(framing.prefix) + [own_lo <= j < own_hi for j in range(lo, hi)]
+                     + [False] * len(framing.suffix))
+            ids_out.append(framed_ids)
+            words_out.append(framed_words)
+            starts_out.append(starts)
             owned_out.append(torch.tensor(owned, dtype=torch.bool))
             source.append(i)
     return Encoded(ids_out, words_out, starts_out, source_index=source, owned=owned_out)
