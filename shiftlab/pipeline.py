@@ -10,10 +10,12 @@ entry points call it directly. Every stage reads top to bottom:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from collections import Counter
@@ -22,7 +24,7 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.data import Framing, ShiftPretrainDataModule, TaskDataModule, build_word_tokenizer
@@ -38,6 +40,7 @@ from shiftlab.tasks import TASK_MODULES, OptimConfig, ShiftPretrainModule
 from shiftlab.tasks.evaluation import save_reports
 from shiftlab.tasks.generation import Seq2SeqModule
 from shiftlab.tasks.resume import ExactResume
+from shiftlab.utils.cache import cache_root
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
 from shiftlab.utils.run_info import JobInfo, RunRecord
 
@@ -104,7 +107,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, flo
         stage_metrics = resume.finished("pretrain")
         if stage_metrics is None:
             started = time.perf_counter()
-            stage_metrics, _ = pretrain(cfg, corpus, tokenizer, framing, spec, run_dir, resume.checkpoint("pretrain"))
+            stage_metrics = pretrain_or_reuse(cfg, corpus, tokenizer, framing, spec, run_dir, resume)
             stage_metrics["time_s"] = round(time.perf_counter() - started, 2)
             resume.mark_finished("pretrain", stage_metrics)
             barrier()  # every rank fine-tunes from rank 0's export
@@ -163,11 +166,63 @@ def build_tokenizer(source: str, corpus, spec: BackboneSpec | None = None):
     return AutoTokenizer.from_pretrained(str(source))
 
 
-def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
-             ckpt_path: str | None = None) -> tuple[dict[str, float], Path]:
+def pretrain_or_reuse(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path, resume: "Resume") -> dict:
+    """Shift pretraining, or, when an identical one was published before (``pretrain.reuse``, on by
+    default), its export (:mod:`shiftlab.shared_pretraining`). ``pretrain/reused`` says which."""
+    policy = build_pretrain_policy(cfg)
+    data = pretrain_datamodule(cfg, corpus, tokenizer, framing, policy)
+    export_dir = run_dir / "pretrain" / "backbone"
+    shared = None
+    if cfg.pretrain.get("reuse", True):
+        from shiftlab.shared_pretraining import SharedPretraining, pretraining_inputs
+
+        shared = SharedPretraining(cache_root() / "pretrained", pretraining_inputs(cfg, data.corpus_key()))
+    claim = shared.claim() if shared is not None and is_rank_zero() else contextlib.nullcontext()
+    with claim:  # rank 0 holds the key until its pretraining is published: one job pretrains, the others wait
+        found = gather_objects(shared.find() if shared is not None and is_rank_zero() else None)[0]
+        if found is not None:
+            origin = found["origin"]
+            print(f"shiftlab: pretrain: reusing the identical pretraining {shared.key} made by {origin['run_dir']} "
+                  f"({origin['created']}); pretrain.reuse=false pretrains again", flush=True)
+            if is_rank_zero():
+                shared.restore(export_dir)
+            return {**found["metrics"], "reused": 1.0}
+        results = pretrain(cfg, data, policy, tokenizer, spec, run_dir, resume.checkpoint("pretrain"))
+        if shared is not None and is_rank_zero():
+            shared.publish(export_dir, results, run_dir)
+    return {**results, "reused": 0.0}
+
+
+def build_pretrain_policy(cfg):
+    return build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
+
+
+def pretrain_datamodule(cfg, corpus, tokenizer, framing, policy) -> ShiftPretrainDataModule:
+    """The pretraining data: the corpus cache (``data.cache``: true = under ``$SHIFTLAB_CACHE``,
+    false = a temporary directory, or a path), packing (``data.packing``), loader settings."""
+    cache = cfg.data.get("cache", True)
+    cache_dir = (cache_root() if cache is True else None) if isinstance(cache, bool) or cache is None else str(cache)
+    return ShiftPretrainDataModule(
+        corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=pretrain_batch_size(cfg),
+        num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
+        sentences_per_sample=cfg.data.get("sentences_per_sample", 1), packing=bool(cfg.data.get("packing", False)),
+        cache_dir=cache_dir, num_proc=cfg.data.get("num_proc"), pin_memory=uses_gpu(cfg),
+        prefetch_factor=cfg.data.get("prefetch_factor"),
+    )
+
+
+def uses_gpu(cfg) -> bool:
+    """Whether the trainer puts the model on a GPU (pinned memory then makes copies asynchronous)."""
+    import torch
+
+    accelerator = str(cfg.trainer.get("accelerator") or "auto")
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def pretrain(cfg, data: ShiftPretrainDataModule, policy, tokenizer, spec: BackboneSpec, run_dir: Path,
+             ckpt_path: str | None = None) -> dict[str, float]:
     stage = cfg.pretrain
     seed_stage(cfg)
-    policy = build_policy(cfg.shift.name, **OmegaConf.to_container(cfg.shift.params, resolve=True))
     backbone = build_backbone(spec, tokenizer, with_lm_head=True)
     special = SpecialIds(pad=tokenizer.pad_token_id, sep=_first_id(tokenizer.sep_token_id, tokenizer.eos_token_id),
                          mask=tokenizer.mask_token_id)
@@ -176,12 +231,9 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
     for objective in objectives.values():
         check_policy_fits(objective, policy)
     weights = OmegaConf.to_container(cfg.objective.get("weights") or {}, resolve=True)
-    module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim))
-    data = ShiftPretrainDataModule(
-        corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=pretrain_batch_size(cfg),
-        num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
-        sentences_per_sample=cfg.data.get("sentences_per_sample", 1),
-    )
+    module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim),
+                                 compile=compile_options(cfg))
+    data.collator.prepare = module.target_preparer()  # targets worked out in the loader, not in the step
     log.info("pretraining %s with %s on %s", spec.name, "+".join(objectives), policy)
     # Pretraining is measured in steps, so validation is too: every `val_check_interval` steps,
     # across epoch boundaries, and once more at the end.
@@ -194,8 +246,21 @@ def pretrain(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_dir: Path,
     export_dir = run_dir / "pretrain" / "backbone"
     with full_parameters(trainer):
         if is_rank_zero():
+            if export_dir.exists():  # new files, never rewritten in place: a published export may share them
+                shutil.rmtree(export_dir)
             backbone.export(export_dir, tokenizer)
-    return _numbers(results), export_dir
+    return _numbers(results)
+
+
+def compile_options(cfg) -> dict | None:
+    """``trainer.compile``: false, true (``torch.compile`` defaults), or a mapping of its arguments
+    (``{mode: max-autotune}``, ``{backend: aot_eager}``...)."""
+    option = cfg.trainer.get("compile", False)
+    if option is True:
+        return {}
+    if not option:
+        return None
+    return dict(OmegaConf.to_container(option, resolve=True)) if not isinstance(option, dict) else dict(option)
 
 
 def pretrain_batch_size(cfg) -> int:
@@ -314,8 +379,14 @@ def majority_baseline(train_labels: list[int], eval_labels: list[int], split: st
     return {f"{split}/majority_acc": sum(label == majority for label in eval_labels) / max(1, len(eval_labels))}
 
 
+# Keys of the trainer group that shiftlab reads itself; the others are Lightning Trainer arguments.
+SHIFTLAB_TRAINER_KEYS = ("compile", "progress_refresh_rate")
+
+
 def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    own = {key: kwargs.pop(key) for key in SHIFTLAB_TRAINER_KEYS if key in kwargs}
+    refresh = int(own.get("progress_refresh_rate") or 1)
     kwargs.update(limits)
     # The epoch-keyed sampler shards itself across processes (shiftlab.distributed): Lightning must
     # not wrap it in a DistributedSampler.
@@ -323,6 +394,8 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     stage_dir = run_dir / stage
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
     callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
+    if kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(TQDMProgressBar(refresh_rate=refresh))
     kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     kwargs["plugins"] = list(kwargs.get("plugins") or []) + trainer_plugins()
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, callbacks=callbacks, **kwargs)

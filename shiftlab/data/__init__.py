@@ -2,12 +2,14 @@
 
 from .corpus import Corpus, LabelledSplit, SyntheticCorpus
 from .datamodules import ShiftPretrainDataModule, TaskDataModule
+from .pretrain_text import PretrainTextCorpus
 from .tokenization import Framing, build_word_tokenizer, encode_words
 
 __all__ = [
     "Corpus",
     "Framing",
     "LabelledSplit",
+    "PretrainTextCorpus",
     "ShiftPretrainDataModule",
     "SyntheticCorpus",
     "TaskDataModule",

@@ -97,13 +97,14 @@ class ShiftCollator:
     per sample, view ``0..K-1``.
     """
 
-    def __init__(self, policy: ShiftPolicy, *, seed: int, pad_id: int, views: int = 1):
+    def __init__(self, policy: ShiftPolicy, *, seed: int, pad_id: int, views: int = 1, prepare=None):
         if views < 1:
             raise ValueError(f"views must be >= 1, got {views}")
         self.policy = policy
         self.seed = int(seed)
         self.pad_id = int(pad_id)
         self.views = int(views)
+        self.prepare = prepare  # adds what the objectives need (ShiftPretrainModule.target_preparer)
 
     def __call__(self, items) -> dict[str, torch.Tensor]:
         epochs = {it["epoch"] for it in items}
@@ -134,7 +135,7 @@ class ShiftCollator:
         if out.attention_mask is not None:  # a policy that shortened rows: its freed tail is padding
             attention = attention * out.attention_mask.long()
         nothing = torch.zeros_like(special_mask)
-        return {
+        shifted = {
             "input_ids": out.input_ids,
             "original_ids": batch["input_ids"],
             "attention_mask": attention,
@@ -150,7 +151,10 @@ class ShiftCollator:
             "word_ids": batch["word_ids"],
             "sample_ids": sample_ids,
             "views": views,
+            # the share of the batch's positions that are padding (logged: packing drives it to ~0)
+            "padding_share": 1.0 - attention.float().mean(),
         }
+        return self.prepare(shifted) if self.prepare is not None else shifted
 
 
 class LabelCollator:

@@ -1,4 +1,8 @@
-"""LightningDataModules: tokenise once in ``setup``, shift on the fly in the collator."""
+"""LightningDataModules: tokenise once in ``setup``, shift on the fly in the collator.
+
+Pretraining text goes through the corpus cache (:mod:`shiftlab.data.corpus_cache`): tokenised
+once into memory-mapped Arrow rows, reused by later runs; downstream tasks are small and are
+tokenised in memory."""
 
 from __future__ import annotations
 
@@ -7,21 +11,31 @@ from torch.utils.data import DataLoader
 
 from shiftlab.distributed import current_world
 from shiftlab.shifts import ShiftPolicy, Vocab
+from shiftlab.utils.cache import content_key
 
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
 from .corpus import FAMILIES, Corpus
+from .corpus_cache import BuiltCorpus, CorpusRecipe, ensure_corpus
+from .documents import DocumentSource, InMemoryDocuments
+from .row_dataset import RowDataset
 from .sampling import EpochIndexSampler
-from .tokenization import Framing, encode_documents, encode_word_windows, encode_words, is_char_level
+from .tokenization import Framing, encode_word_windows, encode_words, is_char_level
 
 
 class _SplitsDataModule(L.LightningDataModule):
-    def __init__(self, *, batch_size: int, num_workers: int, seed: int, eval_batch_size: int | None = None):
+    """``pin_memory``: page-locked batches, so copies to a GPU run asynchronously;
+    ``prefetch_factor``: batches each worker prepares ahead (with ``num_workers > 0``)."""
+
+    def __init__(self, *, batch_size: int, num_workers: int, seed: int, eval_batch_size: int | None = None,
+                 pin_memory: bool = False, prefetch_factor: int | None = None):
         super().__init__()
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers = int(num_workers)
         self.seed = int(seed)
-        self.datasets: dict[str, EncodedDataset] = {}
+        self.pin_memory = bool(pin_memory)
+        self.prefetch_factor = None if prefetch_factor is None else int(prefetch_factor)
+        self.datasets: dict[str, EncodedDataset | RowDataset] = {}
         self.resume_skip_batches = 0
 
     def _loader(self, split: str, collate, *, train: bool, fixed_epoch: int | None = None) -> DataLoader:
@@ -47,6 +61,8 @@ class _SplitsDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None,
+            pin_memory=self.pin_memory,
             drop_last=False,
         )
 
@@ -67,40 +83,82 @@ class _TrainValTestDataModule(_SplitsDataModule):
 class ShiftPretrainDataModule(_SplitsDataModule):
     """Raw text for shift pretraining.
 
+    The corpus's ``train`` and ``val`` text is tokenised once into framed rows
+    (:func:`~shiftlab.data.corpus_cache.ensure_corpus`): under ``cache_dir`` (reused by every later
+    run with the same data, tokenizer and framing), or in a temporary directory with
+    ``cache_dir=None``; ``num_proc`` processes build it. ``packing=True`` fills rows of
+    ``max_length`` with consecutive documents, cut between words (:mod:`shiftlab.data.packing`);
+    otherwise each document is one row, cut after the last word that fits.
+
     ``views=K`` gives K shifted views of each sample per batch; ``dynamic=False`` keeps the
     draw of epoch 0 for every epoch (a static corpus of shifted text). ``sentences_per_sample=k``
-    packs k consecutive sentences into one sample, with sentence ids for ``unit=sentence``.
+    makes each document k consecutive sentences of an in-memory corpus, with sentence ids for
+    ``unit=sentence``.
     """
 
     def __init__(self, corpus: Corpus, tokenizer, framing: Framing, policy: ShiftPolicy, *, seed: int,
                  batch_size: int = 32, num_workers: int = 0, max_length: int = 128, views: int = 1,
-                 dynamic: bool = True, sentences_per_sample: int = 1, eval_batch_size: int | None = None):
-        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size)
+                 dynamic: bool = True, sentences_per_sample: int = 1, eval_batch_size: int | None = None,
+                 packing: bool = False, cache_dir=None, num_proc: int | None = None, pin_memory: bool = False,
+                 prefetch_factor: int | None = None):
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size,
+                         pin_memory=pin_memory, prefetch_factor=prefetch_factor)
         self.corpus, self.tokenizer, self.framing, self.policy = corpus, tokenizer, framing, policy
         self.max_length, self.views, self.dynamic = int(max_length), int(views), bool(dynamic)
         if int(sentences_per_sample) < 1:
             raise ValueError(f"sentences_per_sample must be >= 1, got {sentences_per_sample}")
         self.sentences_per_sample = int(sentences_per_sample)
+        self.packing, self.cache_dir, self.num_proc = bool(packing), cache_dir, num_proc
+        self.built: BuiltCorpus | None = None
+        self._recipe: CorpusRecipe | None = None
         _check_char_units(policy, tokenizer)
         if policy.NEEDS_VOCAB:
             policy.bind_vocab(Vocab(size=len(tokenizer), pad_id=tokenizer.pad_token_id, mask_id=tokenizer.mask_token_id,
                                     special_ids=tuple(tokenizer.all_special_ids)))
         self.collator = ShiftCollator(policy, seed=seed, pad_id=tokenizer.pad_token_id, views=views)
 
+    def recipe(self) -> CorpusRecipe:
+        """What the rows are made from (the corpus cache's key comes from it)."""
+        if self._recipe is None:
+            self._recipe = CorpusRecipe(pretraining_sources(self.corpus, self.sentences_per_sample), self.tokenizer,
+                                        self.framing, self.max_length, self.packing)
+        return self._recipe
+
+    def corpus_key(self) -> str:
+        """The corpus cache key of this pretraining text (cheap: fingerprints, no tokenising)."""
+        return content_key(self.recipe().key_inputs())
+
     def setup(self, stage: str | None = None) -> None:
+        if self.built is not None:
+            return
+        self.built = ensure_corpus(self.recipe(), self.cache_dir, num_proc=self.num_proc)
         for split in ("train", "val"):
-            if split not in self.datasets:
-                texts = self.corpus.texts(split)
-                k = self.sentences_per_sample
-                documents = [texts[i : i + k] for i in range(0, len(texts), k)]
-                encoded = encode_documents(self.tokenizer, documents, self.framing, self.max_length)
-                self.datasets[split] = EncodedDataset(encoded)
+            self.datasets[split] = RowDataset(self.built.split(split))
 
     def train_dataloader(self):
         return self._loader("train", self.collator, train=True, fixed_epoch=None if self.dynamic else 0)
 
     def val_dataloader(self):
         return self._loader("val", self.collator, train=False)
+
+
+def pretraining_sources(corpus: Corpus, sentences_per_sample: int = 1) -> list[DocumentSource]:
+    """The document sources of a corpus's pretraining text: its own (a corpus of files or of a
+    ``datasets`` source, which may be of any size), else its in-memory ``texts('train')`` and
+    ``texts('val')``, each document ``sentences_per_sample`` consecutive sentences."""
+    own = getattr(corpus, "pretraining_sources", None)
+    if own is not None:
+        if sentences_per_sample != 1:
+            raise ValueError("data.sentences_per_sample groups the sentences of an in-memory corpus; this corpus "
+                             "streams its documents: set data.corpus.split_sentences=true (sentence ids within each "
+                             "document) and data.packing=true (several documents per row) instead")
+        return list(own())
+    k = sentences_per_sample
+    sources = []
+    for split in ("train", "val"):
+        texts = corpus.texts(split)
+        sources.append(InMemoryDocuments([texts[i : i + k] for i in range(0, len(texts), k)], split))
+    return sources
 
 
 class TaskDataModule(_TrainValTestDataModule):

@@ -34,7 +34,9 @@ __all__ = [
     "read_conll",
     "read_hf_dataset",
     "read_parallel",
+    "iter_text",
     "read_text",
+    "text_byte_ranges",
     "split_chars",
     "split_words",
 ]
@@ -408,32 +410,133 @@ def read_text(path, *, field: str = "text", min_chars: int = 1) -> list[str]:
     ``.jsonl`` / ``.ndjson`` (optionally ``.gz``): the ``field`` of the JSON object on each line.
     Anything else (``.txt``, no suffix): one item per line; blank lines are dropped.
     """
+    return list(iter_text(path, field=field, min_chars=min_chars))
+
+
+def iter_text(path, *, field: str = "text", min_chars: int = 1,
+              byte_range: tuple[int, int] | None = None) -> Iterator[str]:
+    """:func:`read_text`, one text at a time, so a file of any size is read in constant memory.
+
+    ``byte_range=(start, end)`` (uncompressed files only) reads the lines that *start* in
+    ``[start, end)``: ranges that tile a file read every line exactly once, so several processes
+    can share one large file (:func:`text_byte_ranges`). Errors name the file and the line, as
+    for a whole file."""
     path = _check_file(path)
     if min_chars < 1:
         raise ValueError(f"min_chars must be >= 1, got {min_chars}")
-    if _base_suffix(path) not in (".jsonl", ".ndjson"):
-        return [s for s in (line.strip() for _, line in _lines(path)) if len(s) >= min_chars]
-    texts = []
-    for number, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _error(path, number, "one JSON object a line",
-                         f"invalid JSON ({exc.msg} at column {exc.colno}): {_show(line)}") from None
-        if not isinstance(record, dict):
-            raise _error(path, number, "one JSON object a line", f"a JSON {type(record).__name__}: {_show(line)}")
-        if field not in record:
-            fields = ", ".join(map(str, record)) or "none"
-            raise _error(path, number, f"a field {field!r}", f"fields {fields}: {_show(line)}")
-        value = record[field]
-        if not isinstance(value, str):
-            raise _error(path, number, f"a string in field {field!r}", f"a {type(value).__name__}: {_show(line)}")
-        value = value.strip()
-        if len(value) >= min_chars:
-            texts.append(value)
-    return texts
+    if byte_range is None:
+        lines: Iterable[tuple[Any, str]] = _lines(path)
+        number_of = int
+    else:
+        if _is_gz(path):
+            raise ValueError(f"{path}: a gzip file is read whole (no byte ranges)")
+        lines = _lines_in_range(path, *byte_range)
+        number_of = lambda where: _line_number_at(path, *where)  # noqa: E731 - counted only for an error
+    jsonl = _base_suffix(path) in (".jsonl", ".ndjson")
+    for where, line in lines:
+        if jsonl:
+            if not line.strip():
+                continue
+            try:
+                line = _json_field(line, field)
+            except _RecordError as exc:
+                raise _error(path, number_of(where), exc.expected, exc.found) from None
+        text = line.strip()
+        if len(text) >= min_chars:
+            yield text
+
+
+class _RecordError(Exception):
+    def __init__(self, expected: str, found: str):
+        super().__init__(expected)
+        self.expected, self.found = expected, found
+
+
+def _json_field(line: str, field: str) -> str:
+    """The string ``field`` of the JSON object on one line."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _RecordError("one JSON object a line", f"invalid JSON ({exc.msg} at column {exc.colno}): {_show(line)}") from None
+    if not isinstance(record, dict):
+        raise _RecordError("one JSON object a line", f"a JSON {type(record).__name__}: {_show(line)}")
+    if field not in record:
+        raise _RecordError(f"a field {field!r}", f"fields {', '.join(map(str, record)) or 'none'}: {_show(line)}")
+    value = record[field]
+    if not isinstance(value, str):
+        raise _RecordError(f"a string in field {field!r}", f"a {type(value).__name__}: {_show(line)}")
+    return value
+
+
+def text_byte_ranges(path, chunk_bytes: int) -> list[tuple[int, int]]:
+    """``[(start, end), ...]`` tiling an uncompressed file in pieces of about ``chunk_bytes``
+    (one piece for a gzip file, or for a file whose line breaks are all lone CRs, which cannot
+    be cut at a newline). Depends only on the file's size, so the pieces are the same whatever
+    the number of processes that read them."""
+    path = _check_file(path)
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    size = path.stat().st_size
+    if _is_gz(path) or size <= chunk_bytes or _cr_only(path):
+        return [(0, size)]
+    return [(start, min(size, start + chunk_bytes)) for start in range(0, size, chunk_bytes)]
+
+
+def _cr_only(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    return b"\r" in head and b"\n" not in head
+
+
+def _lines_in_range(path: Path, start: int, end: int) -> Iterator[tuple[tuple[int, int], str]]:
+    """``((byte offset of the physical line, index of the part), line)`` for the lines that start
+    in ``[start, end)``, with the universal-newline rules of :func:`_lines` (``\\r\\n``, ``\\n``
+    or a lone ``\\r`` ends a line). Read in binary, so it can seek."""
+    with open(path, "rb") as handle:
+        if start > 0:
+            handle.seek(start - 1)
+            handle.readline()  # the line that started before `start` belongs to the previous range
+        offset = handle.tell()
+        while offset < end:
+            raw = handle.readline()
+            if not raw:
+                break
+            if raw.endswith(b"\r\n"):
+                body = raw[:-2]
+            elif raw.endswith(b"\n"):
+                body = raw[:-1]
+            else:
+                body = raw
+            for index, part in enumerate(body.split(b"\r")):
+                try:
+                    line = part.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    bad = part[max(0, exc.start - 10) : exc.end + 10]
+                    raise _error(path, _line_number_at(path, offset, index), "UTF-8 text",
+                                 f"undecodable bytes near {bad!r}") from None
+                yield (offset, index), line.removeprefix("\ufeff")
+            offset += len(raw)
+
+
+def _line_number_at(path: Path, offset: int, part: int = 0) -> int:
+    """The 1-based number of the line starting at byte ``offset`` (plus ``part`` lone-CR lines
+    into it): the line breaks before it, counted as :func:`_lines` counts them."""
+    breaks = 0
+    with open(path, "rb") as handle:
+        carry = b""
+        remaining = offset
+        while remaining > 0:
+            block = handle.read(min(remaining, 1 << 20))
+            if not block:
+                break
+            remaining -= len(block)
+            data = carry + block
+            # a CR at the end of a block may be the first half of a CRLF: decide with the next block
+            carry = b"\r" if data.endswith(b"\r") and remaining > 0 else b""
+            data = data[: len(data) - len(carry)]
+            breaks += data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        breaks += len(carry)
+    return breaks + 1 + part
 
 
 # ---------------------------------------------------------------------------------------------

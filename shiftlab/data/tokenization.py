@@ -193,16 +193,3 @@ def _windows(word_ids: list[int], budget: int, context: int) -> list[tuple[int, 
             out.append((lo, own_lo, own_hi, forward(own_hi, budget - (own_hi - lo))))
         own_lo = own_hi
     return out
-
-
-def encode_documents(tokenizer, documents: Sequence[Sequence[Sequence[str]]], framing: Framing, max_length: int) -> Encoded:
-    """Like :func:`encode_words` for multi-sentence samples: also records each token's sentence
-    index, so ``unit=sentence`` policies (``sentence_permute``) can move whole sentences."""
-    flat = [[word for sentence in doc for word in sentence] for doc in documents]
-    encoded = encode_words(tokenizer, flat, framing, max_length)
-    sentence_ids = []
-    for doc, word_ids in zip(documents, encoded.word_ids):
-        sentence_of_word = torch.tensor([i for i, sentence in enumerate(doc) for _ in sentence] + [-1], dtype=torch.long)
-        sentence_ids.append(torch.where(word_ids >= 0, sentence_of_word[word_ids], -1))
-    encoded.sentence_ids = sentence_ids
-    return encoded

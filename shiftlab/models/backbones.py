@@ -90,6 +90,16 @@ class Backbone(nn.Module):
             encoder_hidden_states=encoder_hidden, encoder_attention_mask=encoder_mask,
         ).last_hidden_state
 
+    def stacks(self) -> list[nn.Module]:
+        """The modules that do the work (for ``trainer.compile``): the encoder and/or decoder
+        stack that :meth:`hidden` and :meth:`decode` call, and the vocabulary head if any."""
+        if self.kind == "encoder_decoder":
+            modules = [self.base.get_encoder(), self.base.get_decoder()]
+        else:
+            modules = [self.base]
+        head = _vocab_head(self.model)
+        return modules + ([head] if head is not None else [])
+
     def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Vocabulary logits for hidden states of any leading shape."""
         head = _vocab_head(self.model)

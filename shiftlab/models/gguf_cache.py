@@ -37,14 +37,9 @@ from pathlib import Path
 
 log = logging.getLogger("shiftlab")
 
+from shiftlab.utils.cache import CACHE_ENV, cache_root  # noqa: F401 - re-exported
+
 MARKER = "shiftlab-gguf.json"  # written last: its presence means the directory is complete
-CACHE_ENV = "SHIFTLAB_CACHE"
-
-
-def cache_root() -> Path:
-    """``$SHIFTLAB_CACHE``, else ``~/.cache/shiftlab``."""
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "shiftlab"
 
 
 def install_hint(pip_name: str) -> str:

@@ -6,10 +6,20 @@ turns the backbone's hidden states plus the batch from :class:`~shiftlab.data.co
 into a loss and a few metrics. Targets come only from ``(original_ids, input_ids,
 source_index, moved_mask, special_mask)``, so any policy composes with any objective.
 Positions that carry no target use ``-100``.
+
+Targets are a pure function of the batch, so they are worked out on the host, before the batch
+goes to the device (:meth:`Objective.prepare`, called by
+:meth:`~shiftlab.tasks.pretraining.ShiftPretrainModule.on_before_batch_transfer`): which positions
+carry a target (a :class:`Selection` of flat indices, padded to a multiple of 8) and how many.
+The device step then gathers those positions with an index of known length: no boolean mask,
+no ``.item()``, nothing that makes the host wait for the device, and shapes that
+``torch.compile`` can trace. Called without a prepared batch (``prepared=None``), an objective
+prepares on the spot, the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from dataclasses import dataclass
@@ -43,6 +53,38 @@ class ObjectiveResult:
     count: int = 1
 
 
+SELECTION_MULTIPLE = 8  # selections are padded to a multiple of this (fewer distinct shapes to compile)
+
+
+@dataclass
+class Selection:
+    """The positions of a target tensor that carry a target: ``index`` into its flattened form and
+    the ``targets`` there, padded (index 0, target -100) to a multiple of
+    :data:`SELECTION_MULTIPLE` (at least one multiple, so no shape is empty); ``count`` (a host
+    number) says how many are real; ``shape`` is the target tensor's (the leading dimensions of
+    the features that the index runs over)."""
+
+    index: torch.Tensor
+    targets: torch.Tensor
+    count: int
+    shape: tuple[int, ...]
+
+    @classmethod
+    def of(cls, targets: torch.Tensor) -> "Selection":
+        flat = targets.reshape(-1)
+        index = torch.nonzero(flat != IGNORE_INDEX).squeeze(1)  # on the host when prepared: nothing waits
+        count = int(index.numel())
+        padded = max(SELECTION_MULTIPLE, -(-count // SELECTION_MULTIPLE) * SELECTION_MULTIPLE)
+        wanted = torch.cat([flat[index], flat.new_full((padded - count,), IGNORE_INDEX)])
+        index = torch.cat([index, index.new_zeros(padded - count)])
+        return cls(index, wanted, count, tuple(targets.shape))
+
+    def pin_memory(self) -> "Selection":
+        """Called by the DataLoader (``pin_memory=True``): page-locked, so its copy to a GPU does
+        not make the host wait."""
+        return Selection(self.index.pin_memory(), self.targets.pin_memory(), self.count, self.shape)
+
+
 class Objective(nn.Module):
     name: str = "?"
     # Encoder objectives read the encoder's states, so they also train an encoder-decoder's encoder.
@@ -62,27 +104,50 @@ class Objective(nn.Module):
             return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         return {"input_ids": batch["original_ids"], "attention_mask": _original_attention(batch)}
 
-    def forward(self, hidden: torch.Tensor, batch: dict, inputs: dict, backbone: Backbone) -> ObjectiveResult:
+    def targets(self, batch: dict, inputs: dict) -> torch.Tensor:
+        """Per position (or per row) the class to predict, ``-100`` where there is none."""
         raise NotImplementedError
 
+    def prepare(self, batch: dict) -> dict:
+        """What the loss needs that follows from the batch alone: the selection of targeted
+        positions (and, for objectives that build their own input, that input)."""
+        return {"selection": Selection.of(self.targets(batch, self.model_inputs(batch)))}
 
-def selected_cross_entropy(logits_of, features: torch.Tensor, targets: torch.Tensor) -> ObjectiveResult:
-    """Cross-entropy over the positions whose target is not ``-100``, mean over them.
+    def forward(self, hidden: torch.Tensor, batch: dict, inputs: dict, backbone: Backbone,
+                prepared: dict | None = None) -> ObjectiveResult:
+        prepared = prepared if prepared is not None else self.prepare(batch)
+        return self.loss(hidden, batch, inputs, backbone, prepared["selection"])
 
-    ``logits_of`` maps the selected features ``[N, ...]`` to logits ``[N, C]``; computing
-    logits only where there is a target keeps vocabulary heads cheap. With no target in the
-    batch the loss is a graph-connected zero (and the accuracy 0, over ``count`` 0 targets).
-    """
-    selected = targets != IGNORE_INDEX
-    count = int(selected.sum())
-    if count == 0:
-        zero = (features * 0.0).sum()  # not features.sum() * 0: masked scores would overflow to -inf
-        return ObjectiveResult(zero, {"acc": zero.detach()}, count=0)
-    logits = logits_of(features[selected])
-    wanted = targets[selected]
-    loss = F.cross_entropy(logits.float(), wanted)
-    accuracy = (logits.argmax(dim=-1) == wanted).float().mean()
-    return ObjectiveResult(loss, {"acc": accuracy.detach()}, count=count)
+    def loss(self, hidden, batch, inputs, backbone, selection: Selection) -> ObjectiveResult:
+        raise NotImplementedError
+
+    def heads(self) -> list[nn.Module]:
+        """This objective's own head modules (for ``trainer.compile``)."""
+        return list(self.children())
+
+    def host_copy(self) -> "Objective":
+        """A copy without the head modules, for :meth:`prepare` in data-loader workers (preparing
+        reads only the objective's settings, never its weights)."""
+        clone = copy.copy(self)
+        clone.__dict__["_modules"] = {}
+        clone.__dict__["_parameters"] = {}
+        clone.__dict__["_buffers"] = {}
+        return clone
+
+
+def selected_cross_entropy(logits_of, features: torch.Tensor, selection: Selection) -> ObjectiveResult:
+    """Cross-entropy over the selected positions, mean over them.
+
+    ``features`` has the selection's target shape as its leading dimensions; ``logits_of`` maps
+    the selected features ``[N, ...]`` to logits ``[N, C]``, so vocabulary heads are computed
+    only where there is a target. The padding rows carry ``-100`` and count for nothing; with no
+    target at all the loss is a graph-connected zero (and the accuracy 0, over ``count`` 0)."""
+    rows = features.reshape(-1, *features.shape[len(selection.shape):]).index_select(0, selection.index)
+    logits = logits_of(rows)
+    denominator = max(selection.count, 1)
+    loss = F.cross_entropy(logits.float(), selection.targets, ignore_index=IGNORE_INDEX, reduction="sum") / denominator
+    correct = (logits.argmax(dim=-1) == selection.targets).sum()  # -100 never equals a class
+    return ObjectiveResult(loss, {"acc": (correct / denominator).detach()}, count=selection.count)
 
 
 def _original_attention(batch: dict) -> torch.Tensor:
@@ -97,25 +162,31 @@ def content_mask(batch: dict) -> torch.Tensor:
 # ----------------------------------------------------------------------------- encoder heads
 
 
-class TokenRestore(Objective):
+class _VocabularyObjective(Objective):
+    """A vocabulary head (the backbone's, tied) at the targeted positions."""
+
+    def loss(self, hidden, batch, inputs, backbone, selection):
+        return selected_cross_entropy(backbone.vocab_logits, hidden, selection)
+
+
+class TokenRestore(_VocabularyObjective):
     """Predict the original token at every moved position (vocabulary head, tied)."""
 
-    def forward(self, hidden, batch, inputs, backbone):
+    def targets(self, batch, inputs):
         moved = batch["moved_mask"] & content_mask(batch)
-        targets = torch.where(moved, batch["original_ids"], IGNORE_INDEX)
-        return selected_cross_entropy(backbone.vocab_logits, hidden, targets)
+        return torch.where(moved, batch["original_ids"], IGNORE_INDEX)
 
 
-class MaskedLM(Objective):
+class MaskedLM(_VocabularyObjective):
     """``mlm``: predict the original token at every position the policy marked as a target
     (with ``shift=mask``: BERT's 15 %, the 10 % kept unchanged included)."""
 
     needs_policy = "MARKS_TARGETS"
 
-    def forward(self, hidden, batch, inputs, backbone):
+    def targets(self, batch, inputs):
         wanted = batch["target_mask"] & content_mask(batch)
         original_here = torch.gather(batch["original_ids"], 1, batch["source_index"])
-        return selected_cross_entropy(backbone.vocab_logits, hidden, torch.where(wanted, original_here, IGNORE_INDEX))
+        return torch.where(wanted, original_here, IGNORE_INDEX)
 
 
 class PositionScorer(nn.Module):
@@ -143,31 +214,34 @@ class _PositionObjective(Objective):
         super().__init__(backbone, special)
         self.scorer = PositionScorer(backbone.hidden_size)
 
-    def targets(self, batch) -> torch.Tensor:
+    def positions(self, batch) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, hidden, batch, inputs, backbone):
+    def targets(self, batch, inputs):
+        candidates = content_mask(batch)
+        positions = self.positions(batch)
+        # A target must be a position of the shifted row (length-changing policies free a tail).
+        reachable = torch.gather(candidates, 1, positions)
+        return torch.where(batch["moved_mask"] & candidates & reachable, positions, IGNORE_INDEX)
+
+    def loss(self, hidden, batch, inputs, backbone, selection):
         candidates = content_mask(batch)
         scores = self.scorer(hidden)
         scores = scores.masked_fill(~candidates.unsqueeze(1), torch.finfo(scores.dtype).min)
-        targets = self.targets(batch)
-        # A target must be a position of the shifted row (length-changing policies free a tail).
-        reachable = torch.gather(candidates, 1, targets)
-        targets = torch.where(batch["moved_mask"] & candidates & reachable, targets, IGNORE_INDEX)
-        return selected_cross_entropy(lambda rows: rows, scores, targets)
+        return selected_cross_entropy(lambda rows: rows, scores, selection)
 
 
 class Pointer(_PositionObjective):
     """PERT-style: for each original position ``i``, the position where its token now is."""
 
-    def targets(self, batch):
+    def positions(self, batch):
         return inverse_permutation(batch["source_index"])
 
 
 class Origin(_PositionObjective):
     """For each shifted position ``j``, where its token came from (``source_index[j]``)."""
 
-    def targets(self, batch):
+    def positions(self, batch):
         return batch["source_index"]
 
 
@@ -181,11 +255,14 @@ class Offset(Objective):
         self.max_offset = int(max_offset)
         self.head = nn.Linear(backbone.hidden_size, 2 * self.max_offset + 1)
 
-    def forward(self, hidden, batch, inputs, backbone):
-        positions = torch.arange(hidden.shape[1], device=hidden.device)
-        offset = (batch["source_index"] - positions).clamp(-self.max_offset, self.max_offset) + self.max_offset
-        targets = torch.where(content_mask(batch), offset, IGNORE_INDEX)
-        return selected_cross_entropy(self.head, hidden, targets)
+    def targets(self, batch, inputs):
+        source = batch["source_index"]
+        positions = torch.arange(source.shape[1], device=source.device)
+        offset = (source - positions).clamp(-self.max_offset, self.max_offset) + self.max_offset
+        return torch.where(content_mask(batch), offset, IGNORE_INDEX)
+
+    def loss(self, hidden, batch, inputs, backbone, selection):
+        return selected_cross_entropy(self.head, hidden, selection)
 
 
 class Detect(Objective):
@@ -203,12 +280,14 @@ class Detect(Objective):
         self.needs_policy = "REPLACES" if self.classes == 3 else None
         self.head = nn.Linear(backbone.hidden_size, self.classes)
 
-    def forward(self, hidden, batch, inputs, backbone):
+    def targets(self, batch, inputs):
         label = batch["moved_mask"].long()
         if self.classes == 3:
             label = torch.where(batch["replaced_mask"], 2, label)
-        targets = torch.where(content_mask(batch), label, IGNORE_INDEX)
-        return selected_cross_entropy(self.head, hidden, targets)
+        return torch.where(content_mask(batch), label, IGNORE_INDEX)
+
+    def loss(self, hidden, batch, inputs, backbone, selection):
+        return selected_cross_entropy(self.head, hidden, selection)
 
 
 class SequenceOrder(Objective):
@@ -218,29 +297,31 @@ class SequenceOrder(Objective):
         super().__init__(backbone, special)
         self.head = nn.Linear(backbone.hidden_size, 2)
 
-    def forward(self, hidden, batch, inputs, backbone):
-        changed = (batch["moved_mask"] | batch["replaced_mask"]).any(dim=1).long()
-        return selected_cross_entropy(self.head, hidden[:, 0], changed)
+    def targets(self, batch, inputs):
+        return (batch["moved_mask"] | batch["replaced_mask"]).any(dim=1).long()
+
+    def loss(self, hidden, batch, inputs, backbone, selection):
+        return selected_cross_entropy(self.head, hidden[:, 0], selection)
 
 
 # ----------------------------------------------------------------------------- decoder objectives
 
 
-def causal_lm_loss(backbone: Backbone, hidden: torch.Tensor, labels: torch.Tensor) -> ObjectiveResult:
-    """Tokens ``< t`` predict ``t``; CE with ``ignore_index=-100``, mean over target tokens
-    (the same loss as transformers' causal-LM models)."""
-    return selected_cross_entropy(backbone.vocab_logits, hidden[:, :-1], labels[:, 1:])
+def next_token_targets(labels: torch.Tensor) -> torch.Tensor:
+    """Tokens ``< t`` predict ``t``: the target at position ``t`` is ``labels[t + 1]`` (the last
+    position predicts nothing), so the states need no shifted copy."""
+    return torch.cat([labels[:, 1:], labels.new_full((labels.shape[0], 1), IGNORE_INDEX)], dim=1)
 
 
-class CausalLM(Objective):
-    """``clm``: the baseline next-token loss on the original sequence (the policy is unused)."""
+class CausalLM(_VocabularyObjective):
+    """``clm``: the baseline next-token loss on the original sequence (the policy is unused).
+    CE with ``ignore_index=-100``, mean over target tokens: transformers' causal-LM loss."""
 
     KINDS = ("decoder",)
     reads = "original"
 
-    def forward(self, hidden, batch, inputs, backbone):
-        labels = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, IGNORE_INDEX)
-        return causal_lm_loss(backbone, hidden, labels)
+    def targets(self, batch, inputs):
+        return next_token_targets(inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, IGNORE_INDEX))
 
 
 class CausalLMShifted(CausalLM):
@@ -249,7 +330,7 @@ class CausalLMShifted(CausalLM):
     reads = "shifted"
 
 
-class Deshuffle(Objective):
+class Deshuffle(_VocabularyObjective):
     """The decoder reads ``[x'] <sep> [x]`` and is scored on ``x`` only: it restores the order."""
 
     KINDS = ("decoder",)
@@ -286,8 +367,12 @@ class Deshuffle(Objective):
             "labels": torch.where(second, ids, IGNORE_INDEX),
         }
 
-    def forward(self, hidden, batch, inputs, backbone):
-        return causal_lm_loss(backbone, hidden, inputs["labels"])
+    def targets(self, batch, inputs):
+        return next_token_targets(inputs["labels"])
+
+    def prepare(self, batch):
+        inputs = self.model_inputs(batch)  # its length is read from the batch: on the host, before transfer
+        return {"inputs": inputs, "selection": Selection.of(self.targets(batch, inputs))}
 
 
 class CausalDetect(Detect):
@@ -327,11 +412,18 @@ class Seq2SeqDenoise(Objective):
             return batch["original_ids"].masked_fill(_original_attention(batch) == 0, IGNORE_INDEX)
         return span_targets(batch["restore_ids"], self.special.mask, self.special.sep)
 
-    def forward(self, hidden, batch, inputs, backbone):
-        labels = self.labels(batch)
-        decoder_inputs = shift_right(labels, self.special.pad, self.decoder_start)
-        states = backbone.decode(decoder_inputs, hidden, inputs["attention_mask"])
-        return selected_cross_entropy(backbone.vocab_logits, states, labels)
+    def targets(self, batch, inputs):
+        return self.labels(batch)
+
+    def prepare(self, batch):
+        labels = self.labels(batch)  # span targets' length is read from the batch: on the host
+        return {"decoder_input_ids": shift_right(labels, self.special.pad, self.decoder_start),
+                "selection": Selection.of(labels)}
+
+    def forward(self, hidden, batch, inputs, backbone, prepared=None):
+        prepared = prepared if prepared is not None else self.prepare(batch)
+        states = backbone.decode(prepared["decoder_input_ids"], hidden, inputs["attention_mask"])
+        return selected_cross_entropy(backbone.vocab_logits, states, prepared["selection"])
 
 
 def span_targets(restore_ids: torch.Tensor, sentinel: int, closing: int) -> torch.Tensor:

@@ -6,7 +6,10 @@ import torch
 from torch import nn
 
 from shiftlab.models import Backbone, Objective
+from shiftlab.models.compile import compile_modules
 from shiftlab.models.objectives import ObjectiveResult
+
+PREPARED = "prepared"  # the batch key of the targets prepared on the host
 
 from .base import SplitStepModule, TargetMeans, world_mean
 from .optim import OptimConfig
@@ -16,11 +19,17 @@ class ShiftPretrainModule(SplitStepModule):
     """Runs the backbone once per distinct input an objective reads, then each objective's head.
 
     Logs ``{split}/loss`` (the weighted sum) and ``{split}/{objective}_loss`` /
-    ``{split}/{objective}_acc`` for each objective.
+    ``{split}/{objective}_acc`` for each objective, and ``train/padding_share`` (the share of the
+    batch's positions that are padding).
+
+    Each batch's targets are prepared on the host, by the collator, before the batch is moved to
+    the device (:meth:`target_preparer`, :meth:`Objective.prepare`), so a training step never
+    waits for the device; a batch that comes unprepared is prepared in the step. ``compile``: ``torch.compile`` arguments (``{}`` for its defaults) for the
+    backbone's stacks and every objective's head, or None.
     """
 
     def __init__(self, backbone: Backbone, objectives: dict[str, Objective], weights: dict[str, float] | None = None,
-                 optim: OptimConfig | dict | None = None):
+                 optim: OptimConfig | dict | None = None, compile: dict | None = None):
         super().__init__(optim)
         if not objectives:
             raise ValueError("shift pretraining needs at least one objective")
@@ -31,18 +40,30 @@ class ShiftPretrainModule(SplitStepModule):
         if unknown:
             raise ValueError(f"objective weights name {', '.join(unknown)}, which are not among the objectives {', '.join(objectives)}")
         self.weights = {name: float(weights.get(name, 1.0)) for name in objectives}
+        if compile is not None:
+            compile_modules([backbone.stacks(), *[objective.heads() for objective in objectives.values()]], compile)
+
+    def prepare(self, batch: dict) -> dict:
+        """Each objective's targets (see :meth:`Objective.prepare`)."""
+        return {name: objective.prepare(batch) for name, objective in self.objectives.items()}
+
+    def target_preparer(self) -> "TargetPreparer":
+        """What the collator calls on each batch, in the data-loader workers, so the targets are
+        ready before the batch reaches the device (:class:`TargetPreparer`)."""
+        return TargetPreparer({name: objective.host_copy() for name, objective in self.objectives.items()})
 
     def compute_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, ObjectiveResult]]:
         """The weighted training loss (see :func:`world_mean`) and each objective's result."""
+        prepared = batch.get(PREPARED) or self.prepare(batch)
         hidden_by_input: dict[str, tuple[torch.Tensor, dict]] = {}
         total = None
         results: dict[str, ObjectiveResult] = {}
         for name, objective in self.objectives.items():
             if objective.reads not in hidden_by_input:
-                inputs = objective.model_inputs(batch)
+                inputs = prepared[name].get("inputs") or objective.model_inputs(batch)
                 hidden_by_input[objective.reads] = (self.backbone.hidden(inputs["input_ids"], inputs["attention_mask"]), inputs)
             hidden, inputs = hidden_by_input[objective.reads]
-            result = objective(hidden, batch, inputs, self.backbone)
+            result = objective(hidden, batch, inputs, self.backbone, prepared[name])
             weighted = self.weights[name] * world_mean(result.loss, result.count)
             total = weighted if total is None else total + weighted
             results[name] = result
@@ -54,6 +75,8 @@ class ShiftPretrainModule(SplitStepModule):
             unscaled = sum(self.weights[name] * result.loss.detach() for name, result in results.items())
             self.log("train/loss", unscaled, prog_bar=True, batch_size=batch["input_ids"].shape[0], on_step=True,
                      on_epoch=True)
+            if "padding_share" in batch:
+                self.log("train/padding_share", batch["padding_share"], batch_size=1, on_step=True, on_epoch=True)
             for name, result in results.items():
                 self.log_target_mean(split, f"{name}_loss", result.loss, result.count)
             return loss
@@ -73,3 +96,15 @@ class ShiftPretrainModule(SplitStepModule):
         self.log("val/loss", float(total), prog_bar=True, sync_dist=True)
         for key, value in means.items():
             self.log(f"val/{key}", float(value), sync_dist=True)
+
+
+class TargetPreparer:
+    """Adds ``batch["prepared"]``: every objective's :meth:`~Objective.prepare` (pure functions of
+    the batch). Holds parameter-free copies of the objectives, so it is cheap to send to workers."""
+
+    def __init__(self, objectives: dict[str, Objective]):
+        self.objectives = objectives
+
+    def __call__(self, batch: dict) -> dict:
+        batch[PREPARED] = {name: objective.prepare(batch) for name, objective in self.objectives.items()}
+        return batch

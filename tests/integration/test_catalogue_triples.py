@@ -132,12 +132,14 @@ def test_triple_trains_two_steps(shift, objective, backbone):
 
 def run_pipeline_check(shift, objective, backbone):
     """The same triple through the real pipeline: it must refuse before training."""
-    from shiftlab.pipeline import pretrain
+    from shiftlab.pipeline import Resume, pretrain_or_reuse
 
     cfg = composed(f"shift={shift}", f"objective={objective}", f"backbone={backbone}", "task=none")
     corpus, tokenizer = corpus_and_tokenizer()
     spec = backbone_spec(backbone)
-    pretrain(cfg, corpus, tokenizer, Framing.for_backbone(spec.kind, tokenizer), spec, Path("/nonexistent-never-written"))
+    run_dir = Path("/nonexistent-never-written")
+    pretrain_or_reuse(cfg, corpus, tokenizer, Framing.for_backbone(spec.kind, tokenizer), spec, run_dir,
+                      Resume(None, run_dir))
 
 
 PIPELINE_SAMPLE = [

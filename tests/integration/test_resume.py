@@ -19,6 +19,7 @@ SETTINGS = [
     "pretrain.max_steps=10", "pretrain.val_check_interval=5", "pretrain.batch_size=8",
     "finetune.max_epochs=2", "finetune.batch_size=8", "task=order",
     "callbacks.last.every_n_train_steps=4", "trainer.enable_progress_bar=false", "logger=none",
+    "pretrain.reuse=false",  # each run pretrains: the kill must happen in its pretraining
 ]
 
 

