@@ -90,6 +90,13 @@ class Backbone(nn.Module):
             encoder_hidden_states=encoder_hidden, encoder_attention_mask=encoder_mask,
         ).last_hidden_state
 
+    @property
+    def attention_implementation(self) -> str:
+        return str(getattr(self.model.config, "_attn_implementation", None) or "eager")
+
+    def attention_format(self) -> "AttentionFormat":
+        return AttentionFormat(self.kind, self.attention_implementation)
+
     def stacks(self) -> list[nn.Module]:
         """The modules that do the work (for ``trainer.compile``): the encoder and/or decoder
         stack that :meth:`hidden` and :meth:`decode` call, and the vocabulary head if any."""
@@ -120,6 +127,33 @@ class Backbone(nn.Module):
         if tokenizer is not None:
             tokenizer.save_pretrained(str(directory))
         return directory
+
+
+@dataclass(frozen=True)
+class AttentionFormat:
+    """Turns a ``[B, S]`` padding mask into what an encoder reads fastest, where the mask is made
+    (on the host, in the data loader), so the model never inspects it on the device.
+
+    In eager mode transformers checks a 2-D mask for padding (``mask.all()``: the host waits for
+    the device) to decide whether it can drop the mask and let SDPA pick its fastest kernel. For an
+    encoder that is decided here instead: no padding gives ``None``; padding gives the 4-D mask
+    transformers would build (boolean for ``sdpa``, additive for ``eager``), which it uses as
+    given. Decoders keep their 2-D mask: transformers also checks ``input_ids`` for padding when a
+    decoder gets no mask, so there is no eager form that avoids its check; under
+    ``trainer.compile`` transformers skips all of these checks."""
+
+    kind: str
+    implementation: str
+
+    def __call__(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        if self.kind == "decoder" or self.implementation not in ("sdpa", "eager"):
+            return attention_mask  # flash / flex attention read the 2-D mask themselves
+        keep = attention_mask.bool()
+        if bool(keep.all()):
+            return None
+        if self.implementation == "sdpa":
+            return keep[:, None, None, :]
+        return (~keep[:, None, None, :]).float() * torch.finfo(torch.float32).min
 
 
 def _vocab_head(model: nn.Module):

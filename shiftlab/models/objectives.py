@@ -422,7 +422,8 @@ class Seq2SeqDenoise(Objective):
 
     def forward(self, hidden, batch, inputs, backbone, prepared=None):
         prepared = prepared if prepared is not None else self.prepare(batch)
-        states = backbone.decode(prepared["decoder_input_ids"], hidden, inputs["attention_mask"])
+        encoder_mask = prepared["attention"] if "attention" in prepared else inputs["attention_mask"]
+        states = backbone.decode(prepared["decoder_input_ids"], hidden, encoder_mask)
         return selected_cross_entropy(backbone.vocab_logits, states, prepared["selection"])
 
 

@@ -50,7 +50,8 @@ class ShiftPretrainModule(SplitStepModule):
     def target_preparer(self) -> "TargetPreparer":
         """What the collator calls on each batch, in the data-loader workers, so the targets are
         ready before the batch reaches the device (:class:`TargetPreparer`)."""
-        return TargetPreparer({name: objective.host_copy() for name, objective in self.objectives.items()})
+        return TargetPreparer({name: objective.host_copy() for name, objective in self.objectives.items()},
+                              self.backbone.attention_format())
 
     def compute_losses(self, batch: dict) -> tuple[torch.Tensor, dict[str, ObjectiveResult]]:
         """The weighted training loss (see :func:`world_mean`) and each objective's result."""
@@ -61,7 +62,9 @@ class ShiftPretrainModule(SplitStepModule):
         for name, objective in self.objectives.items():
             if objective.reads not in hidden_by_input:
                 inputs = prepared[name].get("inputs") or objective.model_inputs(batch)
-                hidden_by_input[objective.reads] = (self.backbone.hidden(inputs["input_ids"], inputs["attention_mask"]), inputs)
+                # the mask as the loader prepared it for the model (None: nothing to mask), else the 2-D one
+                attention = prepared[name]["attention"] if "attention" in prepared[name] else inputs["attention_mask"]
+                hidden_by_input[objective.reads] = (self.backbone.hidden(inputs["input_ids"], attention), inputs)
             hidden, inputs = hidden_by_input[objective.reads]
             result = objective(hidden, batch, inputs, self.backbone, prepared[name])
             weighted = self.weights[name] * world_mean(result.loss, result.count)
@@ -100,11 +103,20 @@ class ShiftPretrainModule(SplitStepModule):
 
 class TargetPreparer:
     """Adds ``batch["prepared"]``: every objective's :meth:`~Objective.prepare` (pure functions of
-    the batch). Holds parameter-free copies of the objectives, so it is cheap to send to workers."""
+    the batch) and, as ``attention``, the attention mask of the input it reads in the form the
+    backbone reads fastest (:class:`~shiftlab.models.backbones.AttentionFormat`). Holds
+    parameter-free copies of the objectives, so it is cheap to send to workers."""
 
-    def __init__(self, objectives: dict[str, Objective]):
+    def __init__(self, objectives: dict[str, Objective], attention_format=None):
         self.objectives = objectives
+        self.attention_format = attention_format
 
     def __call__(self, batch: dict) -> dict:
-        batch[PREPARED] = {name: objective.prepare(batch) for name, objective in self.objectives.items()}
+        prepared = {}
+        for name, objective in self.objectives.items():
+            prepared[name] = objective.prepare(batch)
+            if self.attention_format is not None:
+                inputs = prepared[name].get("inputs") or objective.model_inputs(batch)
+                prepared[name]["attention"] = self.attention_format(inputs["attention_mask"])
+        batch[PREPARED] = prepared
         return batch
