@@ -47,7 +47,7 @@ def write_subset(source: Path, limit: int, directory: Path) -> Path:
     return target
 
 
-def run_mode(mode: str, args, train_file: Path) -> dict[str, float]:
+def run_mode(mode: str, args, train_file: Path, eval_files: dict[str, Path] | None = None) -> dict[str, float]:
     from hydra import compose, initialize_config_dir
 
     from shiftlab.pipeline import run
@@ -58,6 +58,8 @@ def run_mode(mode: str, args, train_file: Path) -> dict[str, float]:
         f"finetune.batch_size={args.batch_size}", f"finetune.optim.lr={LEARNING_RATES[mode]}",
         "trainer.enable_progress_bar=false",
     ]
+    for split, path in (eval_files or {}).items():
+        overrides.append(f"data.corpus.{split}={path}")
     if args.model_dir:
         overrides.append(f"backbone.name_or_path={args.model_dir}")
     if args.precision:
@@ -92,6 +94,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ",".join(MODES))
     parser.add_argument("--train-limit", type=int, default=0, help="training sentences (0: all 67,349)")
+    parser.add_argument("--eval-limit", type=int, default=0,
+                        help="the first N dev and test sentences only (0: all; a quick check, not a measurement)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
@@ -107,10 +111,15 @@ def main() -> int:
     train_file = shared_data() / "sst2" / "train.tsv"
     if args.train_limit:
         train_file = write_subset(train_file, args.train_limit, Path(tempfile.mkdtemp()))
+    eval_files = {}
+    if args.eval_limit:
+        folder = Path(tempfile.mkdtemp())
+        eval_files = {split: write_subset(shared_data() / "sst2" / name, args.eval_limit, folder)
+                      for split, name in (("val", "dev.tsv"), ("test", "test.tsv"))}
     results: dict[str, dict] = {}
     for mode in modes:
         try:
-            results[mode] = run_mode(mode, args, train_file)
+            results[mode] = run_mode(mode, args, train_file, eval_files)
         except Exception as error:  # one failing mode must not hide the others' numbers
             results[mode] = {"error": f"{type(error).__name__}: {error}"[:200]}
         print(json.dumps({mode: results[mode]}), flush=True)

@@ -33,6 +33,7 @@ from shiftlab.data.tokenization import build_char_tokenizer
 from shiftlab.distributed import (World, barrier, distributed_job, external_launcher, full_parameters, gather_objects,
                                   is_rank_zero, trainer_plugins)
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
+from shiftlab.models.compile import compile_modules
 from shiftlab.models.finetune_modes import apply_finetune_mode, describe_trainable, export_adapter, trainable_parameters
 from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shifts import build_policy
@@ -112,7 +113,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path, progress: dict) -> dict[str, flo
             resume.mark_finished("pretrain", stage_metrics)
             barrier()  # every rank fine-tunes from rank 0's export
         metrics.update(_prefixed("pretrain", stage_metrics))
-        backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(run_dir / "pretrain" / "backbone"))
+        backbone_source = BackboneSpec(name=spec.name, kind=spec.kind, name_or_path=str(run_dir / "pretrain" / "backbone"),
+                                       attn_implementation=spec.attn_implementation)
 
     for task, task_cfg in tasks.items():
         progress["stage"] = task
@@ -201,7 +203,12 @@ def pretrain_datamodule(cfg, corpus, tokenizer, framing, policy) -> ShiftPretrai
     """The pretraining data: the corpus cache (``data.cache``: true = under ``$SHIFTLAB_CACHE``,
     false = a temporary directory, or a path), packing (``data.packing``), loader settings."""
     cache = cfg.data.get("cache", True)
-    cache_dir = (cache_root() if cache is True else None) if isinstance(cache, bool) or cache is None else str(cache)
+    if cache is True:
+        cache_dir = cache_root()
+    elif cache is False or cache is None:
+        cache_dir = None
+    else:
+        cache_dir = str(cache)
     return ShiftPretrainDataModule(
         corpus, tokenizer, framing, policy, seed=int(cfg.seed), batch_size=pretrain_batch_size(cfg),
         num_workers=cfg.data.num_workers, max_length=cfg.data.max_length, views=cfg.data.views, dynamic=cfg.data.dynamic,
@@ -312,6 +319,9 @@ def finetune(cfg, task: str, task_cfg, corpus, tokenizer, framing, backbone_sour
                                target_lang=data.target_lang(), optim=optim, **task_cfg)
     else:
         module = TASK_MODULES[data.family](backbone, data.label_names, optim=optim, **task_cfg)
+        options = compile_options(cfg)
+        if options is not None:  # generation decodes step by step in a loop of its own: it stays eager
+            compile_modules([module.backbone.stacks(), [module.head]], options)
     trainable, _, fraction = trainable_parameters(module)
     print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
     log.info("fine-tuning on %s (%s), finetune=%s", task, data.family, mode)

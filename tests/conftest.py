@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers share the machine's cores: one thread each (and in the processes tests start),
+    # rather than every worker's torch starting a thread per core and all of them fighting.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True, scope="session")
 def session_cache(tmp_path_factory):

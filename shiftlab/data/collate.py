@@ -170,4 +170,6 @@ class LabelCollator:
             batch["labels"] = pad_stack([it["token_labels"] for it in items], IGNORE_INDEX)
         else:
             batch["labels"] = torch.tensor([it["label"] for it in items], dtype=torch.long)
+        # counted here, on the host: the training step then never reads it back from the device
+        batch["label_count"] = int((batch["labels"] != IGNORE_INDEX).sum())
         return batch

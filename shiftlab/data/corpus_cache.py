@@ -10,15 +10,16 @@ another job of a sweep, or another rank of a DDP job, with the same key opens th
 tokenises nothing; a changed file or tokenizer makes a new key. One process builds an entry while
 the others wait for it (:func:`shiftlab.utils.cache.build_once`).
 
-Building: the sources' chunks (32 MB of a text file, 20,000 documents of a dataset) are
+Building: the sources' chunks (8 MB of a text file, 20,000 documents of a dataset) are
 tokenised by ``num_proc`` worker processes, each writing its chunk's rows to its own Arrow file,
 in chunk order. Rows never depend on the number of processes. A worker holds one batch of
 documents at a time, so building takes the same memory for any corpus size.
 
-Reading: :class:`BuiltCorpus` opens each split as a ``datasets.Dataset`` over the memory-mapped
-files, so a training process's memory does not grow with the corpus: rows are paged in as
-batches ask for them. With ``cache_dir=None`` the same rows are built in a temporary directory
-that goes with the process (``data.cache=false``).
+Reading: :meth:`BuiltCorpus.rows` reads a split's rows for training with positioned reads through
+each file's index, so a training process's memory does not grow with the corpus
+(:mod:`shiftlab.data.row_dataset` says why this is not a memory map); :meth:`BuiltCorpus.dataset`
+opens the same files as a ``datasets.Dataset``. With ``cache_dir=None`` the same rows are built
+in a temporary directory that goes with the process (``data.cache=false``).
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ from shiftlab.utils.io import write_json_atomic
 
 from .documents import DocumentSource
 from .packing import ID_DTYPE, POSITION_DTYPE, RowCutter, Rows, tokenize_documents
+from .row_dataset import COLUMNS, RowDataset, index_path
 from .tokenization import Framing
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: record batches of 64 rows and an index per file
 MANIFEST = "manifest.json"
 DOCUMENTS_PER_BATCH = 2_000  # documents tokenised at once by a worker
-COLUMNS = ("input_ids", "word_ids", "sentence_ids")
 
 _HERE = Path(__file__).resolve().parent
 _CODE = (_HERE / "documents.py", _HERE / "packing.py", _HERE / "corpus_cache.py", _HERE / "readers.py",
@@ -88,7 +89,7 @@ class CorpusRecipe:
 
 @dataclass
 class BuiltCorpus:
-    """A built corpus: its directory and manifest; :meth:`split` opens a split, memory-mapped."""
+    """A built corpus: its directory and manifest; :meth:`rows` opens a split for training."""
 
     directory: Path
     manifest: dict
@@ -99,14 +100,24 @@ class BuiltCorpus:
     def key(self) -> str:
         return self.manifest["key"]
 
-    def split(self, name: str):
-        import datasets
-
+    def _files(self, name: str) -> list[Path]:
         info = self.manifest["splits"].get(name)
         if info is None or not info["files"]:
             raise ValueError(f"the pretraining corpus has no {name!r} rows ({self.directory}); splits: "
                              f"{', '.join(s for s, i in self.manifest['splits'].items() if i['files'])}")
-        parts = [datasets.Dataset.from_file(str(self.directory / f), in_memory=False) for f in info["files"]]
+        return [self.directory / f for f in info["files"]]
+
+    def rows(self, name: str) -> RowDataset:
+        """A split's rows for training: read by positioned reads, in constant memory (see
+        :mod:`shiftlab.data.row_dataset`)."""
+        return RowDataset(self._files(name))
+
+    def dataset(self, name: str):
+        """A split as a ``datasets.Dataset`` over the same files (memory-mapped): for looking at
+        the rows with the tools of ``datasets``."""
+        import datasets
+
+        parts = [datasets.Dataset.from_file(str(path), in_memory=False) for path in self._files(name)]
         return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
     def describe(self) -> str:
@@ -259,29 +270,54 @@ class _ChunkJob:
         return out
 
 
+ROWS_PER_RECORD_BATCH = 64  # a training batch reads whole record batches: small ones waste little
+
+
 class _RowWriter:
-    """Rows appended to one Arrow IPC stream file, the format ``datasets.Dataset.from_file`` maps."""
+    """Rows appended to one Arrow IPC stream file (the format ``datasets.Dataset.from_file`` opens),
+    in record batches of :data:`ROWS_PER_RECORD_BATCH` rows, plus an index (``<file>.index.npy``:
+    each record batch's byte offset and row count) so a reader can fetch any row's record batch
+    with one positioned read, without scanning the stream."""
 
     def __init__(self, path: Path):
         import pyarrow as pa
 
         self.path = path
-        self.schema = pa.schema([("input_ids", pa.list_(pa.from_numpy_dtype(ID_DTYPE))),
-                                 ("word_ids", pa.list_(pa.from_numpy_dtype(POSITION_DTYPE))),
-                                 ("sentence_ids", pa.list_(pa.from_numpy_dtype(POSITION_DTYPE)))])
+        self.schema = row_schema()
         self.sink = pa.OSFile(str(path), "wb")
         self.writer = pa.ipc.new_stream(self.sink, self.schema)
         self.rows = self.tokens = 0
+        self.index: list[tuple[int, int]] = []  # (byte offset of the record batch's message, rows)
 
     def write(self, rows: Rows) -> None:
         import pyarrow as pa
 
-        offsets = pa.array(rows.offsets.astype(np.int32))
-        arrays = [pa.ListArray.from_arrays(offsets, pa.array(getattr(rows, name))) for name in COLUMNS]
-        self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
+        for start in range(0, len(rows), ROWS_PER_RECORD_BATCH):
+            end = min(len(rows), start + ROWS_PER_RECORD_BATCH)
+            lo, hi = rows.offsets[start], rows.offsets[end]
+            offsets = pa.array((rows.offsets[start : end + 1] - lo).astype(np.int32))
+            arrays = [pa.ListArray.from_arrays(offsets, pa.array(getattr(rows, name)[lo:hi])) for name in COLUMNS]
+            self.index.append((self.sink.tell(), end - start))  # the first one is fixed in close()
+            self.writer.write_batch(pa.record_batch(arrays, schema=self.schema))
         self.rows += len(rows)
         self.tokens += rows.content_tokens
 
     def close(self) -> None:
+        import pyarrow as pa
+
         self.writer.close()
         self.sink.close()
+        if self.index:  # the stream's schema message is written with the first record batch: skip it
+            with pa.OSFile(str(self.path), "rb") as source:
+                pa.ipc.read_message(source)
+                self.index[0] = (source.tell(), self.index[0][1])
+        np.save(index_path(self.path), np.asarray(self.index, dtype=np.int64).reshape(-1, 2))
+
+
+def row_schema():
+    import pyarrow as pa
+
+    return pa.schema([("input_ids", pa.list_(pa.from_numpy_dtype(ID_DTYPE))),
+                      ("word_ids", pa.list_(pa.from_numpy_dtype(POSITION_DTYPE))),
+                      ("sentence_ids", pa.list_(pa.from_numpy_dtype(POSITION_DTYPE)))])
+

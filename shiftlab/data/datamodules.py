@@ -133,7 +133,7 @@ class ShiftPretrainDataModule(_SplitsDataModule):
             return
         self.built = ensure_corpus(self.recipe(), self.cache_dir, num_proc=self.num_proc)
         for split in ("train", "val"):
-            self.datasets[split] = RowDataset(self.built.split(split))
+            self.datasets[split] = self.built.rows(split)
 
     def train_dataloader(self):
         return self._loader("train", self.collator, train=True, fixed_epoch=None if self.dynamic else 0)

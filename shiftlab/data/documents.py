@@ -1,7 +1,7 @@
 """Where pretraining documents come from, in pieces that several processes can read at once.
 
 A *document source* yields documents, each a list of sentences, each a list of words, for one or
-both pretraining splits. It is cut into *chunks* (a byte range of a text file, a range of rows of
+both pretraining splits. It is cut into *chunks* (8 MB of a text file, a range of rows of
 a ``datasets`` dataset, a range of an in-memory list) that depend only on the data, never on how
 many processes read them, so the tokenised corpus built from them (:mod:`shiftlab.data.corpus_cache`)
 is the same on every machine. Its *fingerprint* says when the data changed:
@@ -34,7 +34,7 @@ from .readers import iter_text, split_words, text_byte_ranges
 
 Document = list[list[str]]  # sentences of words
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".ndjson")
-CHUNK_BYTES = 32 << 20  # a text file is read in pieces of this size (each one a unit of work)
+CHUNK_BYTES = 8 << 20  # a text file is read in pieces of this size (each one a unit of work)
 CHUNK_DOCUMENTS = 20_000  # in-memory and datasets sources: documents per piece
 
 # A sentence ends at a word that ends with . ! ? (closing quotes and brackets allowed after it).

@@ -52,15 +52,21 @@ class EpochIndexSampler(Sampler):
 
     def __iter__(self):
         stamp = self.epoch if self.fixed_epoch is None else self.fixed_epoch
+        # The order stays a tensor (8 bytes an index), handed out a slice at a time: a Python list of
+        # every index of a corpus of millions of rows would cost ~36 bytes an index for the epoch.
         if self.shuffle:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.size, generator=generator).tolist()
+            order = torch.randperm(self.size, generator=generator)
         else:
-            order = list(range(self.size))
+            order = torch.arange(self.size)
         skip, self.skip = self.skip, 0
         order = order[skip:]
-        if self.even and order and len(order) % self.world_size:
+        if self.even and len(order) and len(order) % self.world_size:
             missing = self.world_size - len(order) % self.world_size
-            order = order + (order * missing)[:missing]
-        for index in order[self.rank :: self.world_size]:
-            yield stamp, index
+            order = torch.cat([order, order.repeat(missing)[:missing]])
+        mine = order[self.rank :: self.world_size]
+        for start in range(0, len(mine), self._SLICE):
+            for index in mine[start : start + self._SLICE].tolist():
+                yield stamp, index
+
+    _SLICE = 65_536

@@ -30,6 +30,8 @@ class BackboneSpec:
     model_type:    transformers model type used when building from ``config`` (``bert``, ``gpt2``...)
     name_or_path:  a local directory (or hub name where the network allows) to load instead
     config:        config overrides when building from scratch (sizes, dropout...)
+    attn_implementation: the attention kernels (``+backbone.attn_implementation=eager``); None:
+                   transformers' default, PyTorch's SDPA for every model family shiftlab ships
     """
 
     name: str
@@ -37,6 +39,7 @@ class BackboneSpec:
     model_type: str | None = None
     name_or_path: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    attn_implementation: str | None = None  # sdpa (transformers' default where the model has it), eager, flash_attention_2...
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -173,12 +176,13 @@ def build_backbone(spec: BackboneSpec | dict, tokenizer, *, with_lm_head: bool) 
     else:
         auto = AutoModel
     special = _special_ids(tokenizer)
+    attention = {"attn_implementation": spec.attn_implementation} if spec.attn_implementation else {}
     hf_logging.disable_progress_bar()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # unused-weight notices (pooler, LM head) are expected here
     try:
         if spec.name_or_path:
-            model = auto.from_pretrained(str(spec.name_or_path))
+            model = auto.from_pretrained(str(spec.name_or_path), **attention)
             if model.get_input_embeddings().num_embeddings < len(tokenizer):
                 model.resize_token_embeddings(len(tokenizer))
         else:
@@ -187,7 +191,7 @@ def build_backbone(spec: BackboneSpec | dict, tokenizer, *, with_lm_head: bool) 
                 config.is_decoder = True
             if spec.kind == "encoder_decoder" and getattr(config, "decoder_start_token_id", None) is None:
                 config.decoder_start_token_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
-            model = auto.from_config(config)
+            model = auto.from_config(config, **attention)
     finally:
         hf_logging.set_verbosity(verbosity)
     model.train()  # from_pretrained returns eval mode; Lightning would then train without dropout

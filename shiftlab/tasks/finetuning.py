@@ -44,7 +44,9 @@ class _ClassificationModule(SplitStepModule):
         labels = batch["labels"]
         flat_logits, flat_labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
         loss = F.cross_entropy(flat_logits.float(), flat_labels, ignore_index=IGNORE_INDEX)
-        count = int((flat_labels != IGNORE_INDEX).sum())  # labels: one per sequence, or per word
+        count = batch.get("label_count")  # labels: one per sequence, or per word (counted by the collator)
+        if count is None:
+            count = int((flat_labels != IGNORE_INDEX).sum())
         metrics = self.metrics[f"{split}_metrics"]
         metrics.update(flat_logits.argmax(dim=-1), flat_labels)
         self.log_target_mean(split, "loss", loss, count, prog_bar=True)

@@ -63,7 +63,8 @@ def test_experiment_runs_under_debug_smoke(name, tmp_path):
 
 DEBUG_MODES = sorted(p.stem for p in (CONF / "debug").glob("*.yaml"))
 SMALL = ["data.corpus.n_pretrain=200", "data.corpus.n_train=80", "data.corpus.n_val=80", "data.corpus.n_test=80",
-         "pretrain.batch_size=8", "finetune.batch_size=8", "task=order"]
+         "pretrain.batch_size=8", "finetune.batch_size=8", "task=order",
+         "pretrain.max_steps=40", "pretrain.val_check_interval=20"]  # the wiring is checked, not the training
 
 
 @pytest.mark.slow

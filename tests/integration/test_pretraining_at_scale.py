@@ -146,3 +146,18 @@ def test_the_compiled_pipeline_runs_with_the_default_backend(tmp_path):
     metrics = run(text_config(files, tokenizer, "trainer.compile=true", "shift=mask", "objective=mlm",
                               "pretrain.reuse=false"), tmp_path / "run")
     assert metrics["pretrain/val/mlm_loss"] > 0 and metrics["pretrain/val/mlm_loss"] < 10
+
+
+@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3"])
+def test_every_finetune_mode_runs_compiled(mode, tmp_path):
+    """``trainer.compile`` reaches fine-tuning too (``aot_eager``: torch.compile's graph capture and
+    autograd tracing without generating code, to stay quick)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "data.corpus.n_pretrain=100", "data.corpus.n_train=40", "data.corpus.n_val=16", "data.corpus.n_test=16",
+            "pretrain.max_steps=2", "pretrain.val_check_interval=2", "finetune.max_steps=3", "finetune.batch_size=8",
+            "task=order", f"finetune={mode}", "logger=none", "callbacks=none", "trainer.enable_progress_bar=false"])
+    cfg.backbone.config.hidden_size = 32
+    cfg.trainer.compile = {"backend": "aot_eager"}
+    metrics = run(cfg, tmp_path)
+    assert 0.0 <= metrics["order/test/acc"] <= 1.0

@@ -18,7 +18,6 @@ from shiftlab.data import PretrainTextCorpus
 from shiftlab.data.corpus_cache import CorpusRecipe, ensure_corpus
 from shiftlab.data.documents import TextFileDocuments, resolve_text_files, split_sentences
 from shiftlab.data.readers import DataFormatError, iter_text, read_text, text_byte_ranges
-from shiftlab.data.row_dataset import RowDataset
 from shiftlab.data.tokenization import Framing, build_char_tokenizer
 
 TOKENIZER = build_char_tokenizer(["abcdefghijklmnopqrstuvwxyz.,!?'"])
@@ -37,7 +36,7 @@ def recipe(sources, packing=True, max_length=32):
 
 
 def rows_of(built, split="train"):
-    data = RowDataset(built.split(split))
+    data = built.rows(split)
     return [item["input_ids"].tolist() for item in data.__getitems__(list(range(len(data))))]
 
 
@@ -173,7 +172,7 @@ def test_a_saved_datasets_source_and_a_datasets_builder_give_the_same_rows(tmp_p
     files = PretrainTextCorpus(str(jsonl), val_fraction=0.2, split_sentences=True)
     built = [ensure_corpus(recipe(c.pretraining_sources()), None) for c in (saved, builder, files)]
     assert rows_of(built[0]) == rows_of(built[1]) == rows_of(built[2])
-    item = RowDataset(built[0].split("train"))[0]
+    item = built[0].rows("train")[0]
     assert int(item["sentence_ids"].max()) >= 1  # split_sentences: several sentences per row
 
 
@@ -193,16 +192,21 @@ def test_pretraining_text_needs_files_or_a_dataset_and_a_real_tokenizer(tmp_path
         corpus.vocabulary()
 
 
-def test_rows_are_memory_mapped_not_loaded(tmp_path):
-    path = write_lines(tmp_path / "a.txt", 2000)
-    built = ensure_corpus(recipe([TextFileDocuments(path)]), tmp_path / "cache")
-    rows = built.split("train")
-    assert rows.cache_files and all(Path(f["filename"]).parent == built.directory for f in rows.cache_files)
-    from datasets.table import MemoryMappedTable
+def test_rows_are_read_through_the_index_and_datasets_opens_the_same_files(tmp_path):
+    path = write_lines(tmp_path / "a.txt", 3000)
+    built = ensure_corpus(recipe([TextFileDocuments(path, chunk_bytes=20_000)]), tmp_path / "cache")
+    rows = built.rows("train")
+    assert len(built.manifest["splits"]["train"]["files"]) > 2 and len(rows.batch_offset) > 10
+    view = built.dataset("train")  # the same files, as a datasets.Dataset
+    assert len(view) == len(rows) == built.manifest["splits"]["train"]["rows"]
+    order = [(3, i) for i in np.random.default_rng(0).permutation(len(rows))[:300]] + [(1, 0), (1, len(rows) - 1)]
+    for (epoch, index), item in zip(order, rows.__getitems__(order)):
+        assert item["sample_id"] == index and item["epoch"] == epoch
+        for name in ("input_ids", "word_ids", "sentence_ids"):
+            assert item[name].tolist() == view[int(index)][name]
+    with pytest.raises(IndexError):
+        rows[len(rows)]
+    import pickle
 
-    assert isinstance(rows.data, MemoryMappedTable)
-    data = RowDataset(rows)
-    batch = data.__getitems__([(3, 5), (3, 0)])
-    assert [b["sample_id"] for b in batch] == [5, 0] and all(b["epoch"] == 3 for b in batch)
-    assert np.array_equal(batch[0]["input_ids"].numpy(), np.asarray(rows[5]["input_ids"]))
-    assert os.path.getsize(built.directory / built.manifest["splits"]["train"]["files"][0]) > 0
+    again = pickle.loads(pickle.dumps(rows))  # as a data-loader worker receives it
+    assert again[5]["input_ids"].tolist() == rows[5]["input_ids"].tolist()

@@ -137,3 +137,25 @@ def test_the_prepared_mask_gives_the_losses_of_the_plain_mask(name, implementati
     del batch[PREPARED]
     plain, _ = module.compute_losses(batch)
     assert float(prepared) == pytest.approx(float(plain), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["token_restore", "clm", "seq2seq_denoise"])
+def test_every_backbone_family_attends_with_sdpa_unless_told_otherwise(name):
+    from shiftlab.models import build_backbone
+
+    backbone = backbone_for(name)
+    assert backbone.attention_implementation == "sdpa"
+    spec = {"name": "b", "kind": backbone.kind, "model_type": backbone.config.model_type, "config": {},
+            "attn_implementation": "eager"}
+    assert build_backbone(spec, TOKENIZER, with_lm_head=True).attention_implementation == "eager"
+
+
+def test_adamw_is_fused_only_where_the_parameters_are_on_a_gpu():
+    from shiftlab.tasks.optim import OptimConfig, configure_adamw
+
+    backbone = backbone_for("token_restore")
+    optimizer = configure_adamw(backbone, OptimConfig(), 10)["optimizer"]
+    assert not optimizer.defaults.get("fused")
+    if torch.cuda.is_available():
+        optimizer = configure_adamw(backbone.cuda(), OptimConfig(), 10)["optimizer"]
+        assert optimizer.defaults["fused"]
