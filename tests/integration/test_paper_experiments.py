@@ -89,8 +89,9 @@ def test_readme_commands_rebuild_the_results_table_in_miniature(folder, tmp_path
 
 
 def assert_each_pretraining_ran_once(sweep: Path) -> None:
-    """Jobs that differ only in the fine-tuning mode share one pretraining: per shift row, one job
-    pretrained and the others reused its export."""
+    """Jobs that differ only in the fine-tuning mode share one pretraining: per shift row, at most
+    one job pretrained (none, when an earlier test of the session made the same one) and the
+    others reused an export."""
     import json
 
     import yaml
@@ -104,4 +105,4 @@ def assert_each_pretraining_ran_once(sweep: Path) -> None:
         by_row.setdefault(row, []).append(json.loads(metrics_file.read_text())["pretrain/reused"])
     assert len(by_row) == 3, by_row
     for row, reused in by_row.items():
-        assert sorted(reused) == [0.0] + [1.0] * (len(reused) - 1), (row, reused)
+        assert len(reused) > 1 and reused.count(0.0) <= 1 and set(reused) <= {0.0, 1.0}, (row, reused)
