@@ -1,4 +1,4 @@
-"""Tokenised pretraining corpora: built once, in parallel, and memory-mapped by every later run.
+"""Tokenised pretraining corpora: built once, in parallel, and read in constant memory by every later run.
 
 :func:`ensure_corpus` turns document sources (:mod:`shiftlab.data.documents`) into framed rows
 (:mod:`shiftlab.data.packing`) stored as Arrow files, the format of ``datasets``, under

@@ -1,8 +1,8 @@
 """LightningDataModules: tokenise once in ``setup``, shift on the fly in the collator.
 
 Pretraining text goes through the corpus cache (:mod:`shiftlab.data.corpus_cache`): tokenised
-once into memory-mapped Arrow rows, reused by later runs; downstream tasks are small and are
-tokenised in memory."""
+once into Arrow rows on disk, read in constant memory, reused by later runs; downstream tasks are
+small and are tokenised in memory."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Unlike the in-memory corpora, :class:`PretrainTextCorpus` never reads its text into the training
 process: it hands its document sources to the corpus cache (:mod:`shiftlab.data.corpus_cache`),
-which tokenises them once, in parallel, into memory-mapped rows. It has no downstream task (fine-
+which tokenises them once, in parallel, into rows on disk read in constant memory. It has no downstream task (fine-
 tune the export on another corpus's task) and no word list: give it a tokenizer (``data.tokenizer``
 = a tokenizer directory, or ``auto`` with a pretrained backbone).
 """
