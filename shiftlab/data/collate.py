@@ -14,10 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from shiftlab.shifts import ShiftPolicy
+from shiftlab.utils.labels import IGNORE_INDEX
 
 from .tokenization import Encoded
-
-IGNORE_INDEX = -100
 
 
 def pad_stack(rows: Sequence[torch.Tensor], value: int) -> torch.Tensor:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .synthetic import SyntheticLanguage
 
 SPLITS = ("train", "val", "test")
-FAMILIES = ("classification", "tagging")
 
 
 @dataclass
@@ -23,15 +22,70 @@ class LabelledSplit:
     labels: list  # one label per example (classification) or one per word (tagging)
 
 
+@runtime_checkable
 class Corpus(Protocol):
+    """What every corpus provides: text for shift pretraining, its tasks and their families
+    (``classification``, ``tagging``, ``generation``, ``question_answering``: see
+    :mod:`shiftlab.families`), and the words a word-level vocabulary is built from. A task family
+    asks for more through one of the protocols below (:func:`require`)."""
+
     def texts(self, split: str) -> list[list[str]]: ...
     def tasks(self) -> dict[str, str]: ...  # task name -> family
+    def default_tasks(self) -> list[str]: ...  # what task=auto fine-tunes
+    def vocabulary(self) -> list[str]: ...
+    def pretraining_sources(self) -> list | None: ...  # document sources of any size, or None: texts()
+
+
+@runtime_checkable
+class LabelledCorpus(Corpus, Protocol):
+    """Classification and tagging: words with one label per example or per word."""
+
     def labelled(self, task: str, split: str) -> LabelledSplit: ...
     def label_names(self, task: str) -> list[str]: ...
-    def vocabulary(self) -> list[str]: ...
 
 
-class SyntheticCorpus:
+@runtime_checkable
+class PairCorpus(Corpus, Protocol):
+    """Generation: (source words, target words) pairs, their untokenised sentences (what
+    generated text is scored against), and the target language (None: English)."""
+
+    target_lang: str | None
+
+    def pairs(self, split: str) -> list[tuple[list[str], list[str]]]: ...
+    def sentence_pairs(self, split: str) -> list[tuple[str, str]]: ...
+    def detokenize(self, tokens) -> str: ...
+
+
+@runtime_checkable
+class QACorpus(Corpus, Protocol):
+    """Extractive question answering: SQuAD-style examples (:class:`~shiftlab.data.squad.QAExample`)."""
+
+    def qa_examples(self, task: str, split: str) -> list: ...
+
+
+def require(corpus, protocol: type, task: str) -> None:
+    """Fail, naming what is missing, when ``corpus`` cannot serve ``task`` of a family that needs
+    ``protocol``."""
+    if isinstance(corpus, protocol):
+        return
+    wanted = [name for name in dir(protocol) if not name.startswith("_") and name not in dir(Protocol)]
+    missing = sorted(name for name in wanted if not hasattr(corpus, name))
+    raise TypeError(f"task {task!r} needs a corpus with {protocol.__name__}'s {', '.join(missing)}; "
+                    f"{type(corpus).__name__} does not provide them")
+
+
+class CorpusBase:
+    """The defaults of :class:`Corpus`: ``task=auto`` fine-tunes every task, and pretraining
+    reads ``texts('train')`` / ``texts('val')``."""
+
+    def default_tasks(self) -> list[str]:
+        return list(self.tasks())
+
+    def pretraining_sources(self) -> list | None:
+        return None
+
+
+class SyntheticCorpus(CorpusBase):
     """The embedded synthetic language (see :mod:`shiftlab.data.synthetic`).
 
     Tasks: ``order`` (who acts on whom: needs word order), ``topic`` (order-insensitive

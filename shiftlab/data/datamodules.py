@@ -14,7 +14,7 @@ from shiftlab.shifts import ShiftPolicy, Vocab
 from shiftlab.utils.cache import content_key
 
 from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_to_tokens
-from .corpus import FAMILIES, Corpus
+from .corpus import Corpus, LabelledCorpus, require
 from .corpus_cache import BuiltCorpus, CorpusRecipe, ensure_corpus
 from .documents import DocumentSource, InMemoryDocuments
 from .row_dataset import RowDataset
@@ -146,19 +146,22 @@ def pretraining_sources(corpus: Corpus, sentences_per_sample: int = 1) -> list[D
     """The document sources of a corpus's pretraining text: its own (a corpus of files or of a
     ``datasets`` source, which may be of any size), else its in-memory ``texts('train')`` and
     ``texts('val')``, each document ``sentences_per_sample`` consecutive sentences."""
-    own = getattr(corpus, "pretraining_sources", None)
+    own = corpus.pretraining_sources()
     if own is not None:
         if sentences_per_sample != 1:
             raise ValueError("data.sentences_per_sample groups the sentences of an in-memory corpus; this corpus "
                              "streams its documents: set data.corpus.split_sentences=true (sentence ids within each "
                              "document) and data.packing=true (several documents per row) instead")
-        return list(own())
+        return list(own)
     k = sentences_per_sample
     sources = []
     for split in ("train", "val"):
         texts = corpus.texts(split)
         sources.append(InMemoryDocuments([texts[i : i + k] for i in range(0, len(texts), k)], split))
     return sources
+
+
+LABELLED_FAMILIES = ("classification", "tagging")
 
 
 class TaskDataModule(_TrainValTestDataModule):
@@ -176,8 +179,10 @@ class TaskDataModule(_TrainValTestDataModule):
         if task not in families:
             raise ValueError(f"unknown task {task!r}; this corpus has: {', '.join(families)}")
         self.corpus, self.task, self.family = corpus, task, families[task]
-        if self.family not in FAMILIES:
-            raise ValueError(f"task {task!r} is of family {self.family!r}; fine-tuning trains {', '.join(FAMILIES)}")
+        if self.family not in LABELLED_FAMILIES:
+            raise ValueError(f"task {task!r} is of family {self.family!r}; this data module serves "
+                             f"{', '.join(LABELLED_FAMILIES)}")
+        require(corpus, LabelledCorpus, task)
         self.tokenizer, self.framing, self.max_length = tokenizer, framing, int(max_length)
         self.label_names = corpus.label_names(task)
         self.collator = LabelCollator(tokenizer.pad_token_id)

@@ -15,7 +15,9 @@ from typing import Sequence
 
 import torch
 
-from .collate import IGNORE_INDEX, EncodedDataset, pad_stack
+from shiftlab.utils.labels import IGNORE_INDEX
+
+from .collate import EncodedDataset, pad_stack
 from .datamodules import _TrainValTestDataModule
 from .tokenization import Framing, encode_words
 

@@ -9,10 +9,11 @@ tune the export on another corpus's task) and no word list: give it a tokenizer 
 
 from __future__ import annotations
 
+from .corpus import CorpusBase
 from .documents import DatasetDocuments, DocumentSource, TextFileDocuments
 
 
-class PretrainTextCorpus:
+class PretrainTextCorpus(CorpusBase):
     """``files`` (a file, glob, directory or list of them; ``.txt``: a document a line, ``.jsonl``:
     the ``field`` of a JSON object a line; ``.gz`` too) or ``dataset`` (a ``datasets`` source:
     hub name, local loading script or data folder, or a ``save_to_disk`` directory; its

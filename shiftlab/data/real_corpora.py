@@ -26,9 +26,17 @@ import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from .corpus import SPLITS, LabelledSplit
-from .readers import (label_set, read_classification, read_conll, read_parallel, read_text, split_chars, split_punct,
-                      split_words)
+from .corpus import SPLITS, CorpusBase, LabelledSplit
+from .readers import (
+    label_set,
+    read_classification,
+    read_conll,
+    read_parallel,
+    read_text,
+    split_chars,
+    split_punct,
+    split_words,
+)
 
 __all__ = ["ClassificationCorpus", "ConllCorpus", "ParallelCorpus", "TextCorpus"]
 
@@ -57,7 +65,7 @@ def _sorted_words(sentences: Iterable[Sequence[str]]) -> list[str]:
     return sorted({word for sentence in sentences for word in sentence})
 
 
-class _FileCorpus:
+class _FileCorpus(CorpusBase):
     """Split checks, the lazy cache and the unseen-label check shared by the corpora."""
 
     _name = "corpus"

@@ -1,6 +1,6 @@
 """A sampler that stamps each index with the epoch it was drawn in.
 
-Shifts are keyed by the epoch (SHIFT_CATALOGUE.md B.1). The epoch must therefore travel with
+Shifts are keyed by the epoch (docs/shift_catalogue.md, B.1). The epoch must therefore travel with
 the index from the main process, where Lightning calls ``set_epoch`` before each epoch, to
 the data-loader workers that collate. A shared counter read by the workers would race with
 their prefetching; an index that carries its epoch cannot.

@@ -50,6 +50,21 @@ def build_char_tokenizer(vocabulary: Iterable[str]) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
+def build_tokenizer(source: str, corpus, name_or_path: str | None = None):
+    """``auto``: the pretrained backbone's own tokenizer (``name_or_path``), else a word-level
+    vocabulary of the corpus; ``word`` / ``char``: a word- or character-level vocabulary of the
+    corpus; anything else: a tokenizer directory or hub name."""
+    if source == "auto":
+        source = name_or_path or "word"
+    if source == "word":
+        return build_word_tokenizer(corpus.vocabulary())
+    if source == "char":
+        return build_char_tokenizer(corpus.vocabulary())
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(source))
+
+
 def is_char_level(tokenizer) -> bool:
     return bool(getattr(tokenizer, "is_char_level", False))
 

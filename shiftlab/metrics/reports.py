@@ -5,7 +5,7 @@ support, a fixed-width text table in the scikit-learn / seqeval layout, a JSON-r
 atomic ``save``):
 
 * :func:`token_classification_report` -- one row per *tag* (``B-PER``, ``I-PER``, ``O`` ...),
-  every token counted once; this is the table of the source document (catalogue B.5), whose
+  every token counted once; this is the source document's table (docs/shift_catalogue.md, B.5), whose
   supports are the tag counts of the CoNLL-2003 English test set.
 * :func:`entity_classification_report` -- one row per *entity type* (``PER``, ``ORG`` ...), the
   standard CoNLL evaluation: an entity counts as correct only when its type and both

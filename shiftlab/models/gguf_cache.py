@@ -35,9 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
-log = logging.getLogger("shiftlab")
-
 from shiftlab.utils.cache import CACHE_ENV, cache_root  # noqa: F401 - re-exported
+
+log = logging.getLogger("shiftlab")
 
 MARKER = "shiftlab-gguf.json"  # written last: its presence means the directory is complete
 

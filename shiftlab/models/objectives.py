@@ -1,4 +1,4 @@
-"""Shift-prediction objectives (SHIFT_CATALOGUE.md, B.3): heads and their losses.
+"""Shift-prediction objectives (docs/shift_catalogue.md, B.3): heads and their losses.
 
 An objective is an ``nn.Module`` that owns its head. It says which token sequence the
 backbone must read (``reads``: the shifted input, the original, or one it builds itself) and
@@ -29,10 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from shiftlab.shifts import shift_right
+from shiftlab.utils.labels import IGNORE_INDEX
 
 from .backbones import Backbone
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ data-loader workers and outside any training framework.
 """
 
 from . import noise as _noise  # noqa: F401  (registers mask, delete, infill, compose)
-from . import policies as _policies  # noqa: F401  (registers the policies)
 from . import permutations as _permutations  # noqa: F401
+from . import policies as _policies  # noqa: F401  (registers the policies)
 from .base import POLICIES, ShiftOutput, ShiftPolicy, Vocab, build_policy, register_policy
 from .teacher_forcing import shift_right
 from .units import UNITS, parse_unit

@@ -1,4 +1,4 @@
-"""Policies that replace, delete or insert tokens (SHIFT_CATALOGUE.md B.2): the baselines
+"""Policies that replace, delete or insert tokens (docs/shift_catalogue.md, B.2): the baselines
 ``mask`` (BERT 80/10/10), ``delete`` and ``infill`` (BART, Poisson spans), and ``compose``.
 
 They keep the output the shape of the input. ``mask`` changes tokens in place; ``delete`` and
@@ -220,7 +220,7 @@ class Compose(ShiftPolicy):
         attention = ~_padding(padding, special_mask)
         restore = torch.full_like(input_ids, IGNORE)
         for i, policy in enumerate(self.steps):
-            gather = lambda t: torch.gather(t, 1, source) if t is not None else None  # noqa: E731
+            gather = lambda t, source=source: torch.gather(t, 1, source) if t is not None else None  # noqa: E731
             out = policy.apply(ids, special, rng.derive(keys, i), gather(word_ids), gather(sentence_ids), ~attention)
             step_src = out.source_index
             # Tokens this step hid: record their original ids at their original positions.

@@ -1,4 +1,4 @@
-"""More order-perturbation policies (SHIFT_CATALOGUE.md, B.2): adjacent swaps, PERT n-gram
+"""More order-perturbation policies (docs/shift_catalogue.md, B.2): adjacent swaps, PERT n-gram
 permutation, Yamaguchi et al.'s shuffle, Sinha et al.'s n-gram shuffle and BART's sentence
 permutation, as unit permutations.
 

@@ -1,4 +1,4 @@
-"""The order-perturbation policies (SHIFT_CATALOGUE.md, B.2), as unit permutations.
+"""The order-perturbation policies (docs/shift_catalogue.md, B.2), as unit permutations.
 
 Each policy returns ``perm[B, U]`` (new unit position ``k`` holds old unit ``perm[b, k]``),
 computed with sorts, gathers and scatters over the whole batch. Rows with fewer than two units

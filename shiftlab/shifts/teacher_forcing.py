@@ -1,4 +1,4 @@
-"""Shift-right for teacher forcing (SHIFT_CATALOGUE.md, A): never an experimental variable."""
+"""Shift-right for teacher forcing (docs/shift_catalogue.md, A): never an experimental variable."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import statistics
 from collections import Counter
@@ -28,6 +27,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from .collect import COMPLETED, FAILED, INCOMPLETE, MISSING, Run, TableError, describe_missing_key, flatten
+from .values import format_value, value_key
 
 __all__ = [
     "Cell",
@@ -57,34 +57,6 @@ _GLOB_CHARS = set("*?[")
 
 def _ignored(key: str, seed_key: str) -> bool:
     return key == seed_key or any(key == name or key.startswith(name + ".") for name in IGNORED_KEYS)
-
-
-def value_key(value: Any) -> tuple:
-    """A sort key (and grouping key) for config values: missing, null, booleans, numbers
-    (numerically), strings, anything else (as JSON)."""
-    if value is MISSING:
-        return (0, 0.0, "")
-    if value is None:
-        return (1, 0.0, "")
-    if isinstance(value, bool):
-        return (2, float(value), "")
-    if isinstance(value, (int, float)):
-        return (3, float(value), "")
-    if isinstance(value, str):
-        return (4, 0.0, value)
-    return (5, 0.0, json.dumps(value, sort_keys=True, default=str))
-
-
-def format_value(value: Any) -> str:
-    if value is MISSING:
-        return "—"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float, str)):
-        return str(value)
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _is_number(value: Any) -> bool:

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from shiftlab.utils.run_layout import RunLayout
+
 __all__ = [
     "COMPLETED",
     "FAILED",
@@ -45,7 +47,7 @@ __all__ = [
 COMPLETED, FAILED, INCOMPLETE = "completed", "failed", "incomplete"
 
 #: Files that name their run directory when given as a path.
-RUN_FILES = ("config.yaml", "metrics.json", "run_info.json", "failure.json")
+RUN_FILES = RunLayout.RECORD_FILES
 
 _WANDB_RUN = re.compile(r"^(offline-)?run-\d{8}_\d{6}-\w+$")
 
@@ -178,27 +180,28 @@ def _first_line(text: Any, limit: int = 200) -> str:
 def read_run(path: str | Path, label: str | None = None) -> Run:
     """Read the shiftlab run directory ``path`` (see the module docstring for the statuses)."""
     path = Path(path)
-    config = _read_config(path / "config.yaml")
+    layout = RunLayout(path)
+    config = _read_config(layout.config)
     info: dict[str, Any] = {}
     info_note = ""
-    if (path / "run_info.json").is_file():
+    if layout.run_info.is_file():
         try:
-            loaded = _read_json(path / "run_info.json")
+            loaded = _read_json(layout.run_info)
             info = loaded if isinstance(loaded, dict) else {}
         except (OSError, ValueError) as exc:
             info_note = f"; run_info.json unreadable ({exc})"
     run = Run(path=path, label=label or path.name, config=config, status=INCOMPLETE, info=info)
 
-    if (path / "metrics.json").is_file():
-        metrics, run.detail = _read_json_object(path / "metrics.json")
+    if layout.metrics.is_file():
+        metrics, run.detail = _read_json_object(layout.metrics)
         if metrics is not None:
             run.status, run.metrics = COMPLETED, metrics
         return run
 
-    if (path / "failure.json").is_file():
+    if layout.failure.is_file():
         run.status = FAILED
         try:
-            failure = _read_json(path / "failure.json")
+            failure = _read_json(layout.failure)
         except (OSError, ValueError) as exc:
             run.detail = f"failure.json unreadable ({_first_line(exc)})"
             return run
@@ -277,7 +280,7 @@ def read_wandb_run(path: str | Path, label: str | None = None) -> Run:
 
 
 def _run_kind(directory: Path) -> str | None:
-    if (directory / "config.yaml").is_file():
+    if RunLayout(directory).config.is_file():
         return "shiftlab"
     if _WANDB_RUN.match(directory.name) and (directory / "files").is_dir():
         return "wandb"

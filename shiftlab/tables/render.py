@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import TYPE_CHECKING
 
-from .aggregate import Cell, Row, Table, format_value
 from .collect import MISSING
+from .values import format_value
+
+if TYPE_CHECKING:  # the types only: aggregate imports this module to render its tables
+    from .aggregate import Cell, Row, Table
 
 __all__ = ["latex_escape", "to_csv", "to_latex", "to_markdown"]
 

@@ -7,6 +7,7 @@ Classification: the per-class report. Each as text and JSON (written atomically)
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -16,8 +17,7 @@ from shiftlab.metrics.reports import (
     sequence_classification_report,
     token_classification_report,
 )
-
-IGNORE_INDEX = -100
+from shiftlab.utils.labels import IGNORE_INDEX
 
 
 def predict(module, loader) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -63,19 +63,30 @@ def as_lists(outputs, source_index=None) -> tuple[list, list]:
     return y_true, y_pred
 
 
-def save_reports(module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
-    """Write the reports of ``split`` under ``directory``; return headline numbers for metrics.json.
-    ``outputs``: the (labels, predictions) a test pass already collected; else ``split`` is predicted."""
-    names = data.label_names
+def predictions(module, data, split: str, outputs=None) -> tuple[list, list]:
+    """(y_true, y_pred) label ids of ``split`` in sample order: from ``outputs`` (what a test pass
+    already collected) or by predicting the split."""
     if outputs is None:
-        outputs = predict(module, getattr(data, f"{split}_dataloader")())
-    y_true, y_pred = as_lists(outputs, data.datasets[split].encoded.source_index)
-    if data.family == "classification":
-        report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
-        report.title = f"{data.task} ({split}): classification report"
-        report.save(directory, f"{split}_classification_report")
-        print(report.to_text(include_title=True), flush=True)
-        return {}
+        outputs = predict(module, data.val_dataloader() if split == "val" else data.test_dataloader())
+    return as_lists(outputs, data.datasets[split].encoded.source_index)
+
+
+def save_classification_reports(module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
+    """The per-class report of ``split`` under ``directory`` (text + JSON)."""
+    names = data.label_names
+    y_true, y_pred = predictions(module, data, split, outputs)
+    report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
+    report.title = f"{data.task} ({split}): classification report"
+    report.save(directory, f"{split}_classification_report")
+    print(report.to_text(include_title=True), flush=True)
+    return {}
+
+
+def save_tagging_reports(module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
+    """The token-level report and the entity-level CoNLL report of ``split``; returns the entity
+    micro averages for metrics.json."""
+    names = data.label_names
+    y_true, y_pred = predictions(module, data, split, outputs)
     gold = [[names[i] for i in row] for row in y_true]
     guess = [[names[i] for i in row] for row in y_pred]
     tokens = token_classification_report(gold, guess)
@@ -88,3 +99,9 @@ def save_reports(module, data, split: str, directory: Path, outputs=None) -> dic
     micro = entities.row("micro avg")
     return {f"{split}/entity_precision": micro[1] or 0.0, f"{split}/entity_recall": micro[2] or 0.0,
             f"{split}/entity_f1": micro[3]}
+
+
+def majority_baseline(train_labels: list[int], eval_labels: list[int], split: str) -> dict[str, float]:
+    """Accuracy of always answering the most frequent training label: the bar to beat."""
+    majority = Counter(train_labels).most_common(1)[0][0]
+    return {f"{split}/majority_acc": sum(label == majority for label in eval_labels) / max(1, len(eval_labels))}

@@ -15,11 +15,10 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
 from shiftlab.models.finetune_modes import finetune_step, regularization_loss
+from shiftlab.utils.labels import IGNORE_INDEX
 
 from .base import SplitStepModule, world_mean
 from .optim import OptimConfig
-
-IGNORE_INDEX = -100
 
 
 class _ClassificationModule(SplitStepModule):

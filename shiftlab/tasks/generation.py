@@ -20,11 +20,11 @@ from shiftlab.distributed import gather_objects
 from shiftlab.models import Backbone
 from shiftlab.models.finetune_modes import finetune_step, regularization_loss
 from shiftlab.shifts import shift_right
+from shiftlab.utils.labels import IGNORE_INDEX
 
 from .base import SplitStepModule, world_mean
 from .optim import OptimConfig
 
-IGNORE_INDEX = -100
 STRATEGIES = ("greedy", "beam")
 
 
@@ -53,7 +53,7 @@ class Seq2SeqModule(SplitStepModule):
         self.decoding = _decoding(decoding, "decoding", default_strategy="beam")
         self.val_decoding = _decoding(val_decoding, "val_decoding", default_strategy="greedy")
         self.val_generate_limit = int(val_generate_limit)
-        self.test_report = None
+        self.reports: dict[str, Any] = {}  # split -> the generation report of its last evaluation
         self._generated: dict[str, dict[int, str]] = {}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -113,13 +113,23 @@ class Seq2SeqModule(SplitStepModule):
     def on_test_epoch_start(self):
         self._generated["test"] = {}
 
+    @property
+    def test_report(self):
+        return self.reports.get("test")
+
+    def evaluate_like_test(self) -> None:
+        """Validation generates every pair with the test decoding (a re-evaluation of ``val``)."""
+        self.val_decoding, self.val_generate_limit = dict(self.decoding), len(self.texts("val")[1])
+
     def on_validation_epoch_end(self):
         report = self._score("val", self.val_decoding)
+        if report is not None:
+            self.reports["val"] = report
         for name, value in (report.scores if report is not None else {}).items():
             self.log(f"val/{name}", float(value), prog_bar=name == "bleu", sync_dist=True)
 
     def on_test_epoch_end(self):
-        self.test_report = self._score("test", self.decoding)
+        self.reports["test"] = self._score("test", self.decoding)
         if self.test_report is not None:
             for name, value in self.test_report.scores.items():
                 self.log(f"test/{name}", float(value), sync_dist=True)

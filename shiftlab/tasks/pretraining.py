@@ -9,10 +9,10 @@ from shiftlab.models import Backbone, Objective
 from shiftlab.models.compile import compile_modules
 from shiftlab.models.objectives import ObjectiveResult
 
-PREPARED = "prepared"  # the batch key of the targets prepared on the host
-
 from .base import SplitStepModule, TargetMeans, world_mean
 from .optim import OptimConfig
+
+PREPARED = "prepared"  # the batch key of the targets prepared on the host
 
 
 class ShiftPretrainModule(SplitStepModule):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import write_json_atomic
+from .run_layout import RunLayout
 
 PACKAGES = ("shiftlab", "torch", "lightning", "transformers", "tokenizers", "peft", "hydra-core", "omegaconf",
             "torchmetrics", "wandb", "sacrebleu", "rouge-score", "gguf")
@@ -75,8 +76,9 @@ class RunRecord:
     """``run_info.json`` of one run: :meth:`start`, then :meth:`finish` or :meth:`fail`."""
 
     def __init__(self, run_dir: Path, *, seed: int, job: JobInfo | None = None):
-        self.path = Path(run_dir) / "run_info.json"
-        self.failure_path = Path(run_dir) / "failure.json"
+        self.layout = RunLayout(run_dir)
+        self.path = self.layout.run_info
+        self.failure_path = self.layout.failure
         self.started = time.time()
         self.info: dict[str, Any] = {
             "status": "running",
@@ -103,7 +105,7 @@ class RunRecord:
 
     def finish(self) -> None:
         if self.failure_path.exists():  # an earlier attempt failed and this one (resumed) completed
-            os.replace(self.failure_path, self.failure_path.with_name("failure.resumed.json"))
+            os.replace(self.failure_path, self.layout.resumed_failure)
         self.update(status="completed", ended=_iso(time.time()), duration_s=round(time.time() - self.started, 2))
 
     def fail(self, error: BaseException, stage: str | None) -> None:

@@ -132,7 +132,7 @@ def test_triple_trains_two_steps(shift, objective, backbone):
 
 def run_pipeline_check(shift, objective, backbone):
     """The same triple through the real pipeline: it must refuse before training."""
-    from shiftlab.pipeline import Resume, pretrain_or_reuse
+    from shiftlab.stages.pretraining import Resume, pretrain_or_reuse
 
     cfg = composed(f"shift={shift}", f"objective={objective}", f"backbone={backbone}", "task=none")
     corpus, tokenizer = corpus_and_tokenizer()

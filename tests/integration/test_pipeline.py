@@ -53,10 +53,10 @@ def test_every_objective_trains_a_few_steps_on_its_backbone(objective, tmp_path)
 
 
 def test_finetuning_starts_from_the_pretrained_backbone(tmp_path, monkeypatch):
-    import shiftlab.pipeline as pipeline
+    import shiftlab.stages.finetuning as finetuning
 
     loaded = {}
-    original = pipeline.build_backbone
+    original = finetuning.build_backbone
 
     def spy(spec, tokenizer, *, with_lm_head):
         backbone = original(spec, tokenizer, with_lm_head=with_lm_head)
@@ -65,7 +65,7 @@ def test_finetuning_starts_from_the_pretrained_backbone(tmp_path, monkeypatch):
             loaded["weights"] = {k: v.clone() for k, v in backbone.base.state_dict().items()}
         return backbone
 
-    monkeypatch.setattr(pipeline, "build_backbone", spy)
+    monkeypatch.setattr(finetuning, "build_backbone", spy)
     metrics = run(config("task=order"), tmp_path)
     assert "order/test/acc" in metrics
     export = tmp_path / "pretrain" / "backbone"

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import Callback
 
-import shiftlab.pipeline as pipeline
+import shiftlab.trainers as trainers
 from shiftlab.pipeline import run
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -50,17 +50,17 @@ def without_times(metrics: dict) -> dict:
 def test_kill_and_resume_equals_the_uninterrupted_run(stage, step, tmp_path, monkeypatch):
     expected = run(config(), tmp_path / "uninterrupted")
 
-    original = pipeline.build_callbacks
+    original = trainers.build_callbacks
 
     def with_kill(callbacks_cfg, stage_dir, *, with_logger):
         callbacks = original(callbacks_cfg, stage_dir, with_logger=with_logger)
         return callbacks + [Kill(step)] if Path(stage_dir).name == stage else callbacks
 
     interrupted = tmp_path / "interrupted"
-    monkeypatch.setattr(pipeline, "build_callbacks", with_kill)
+    monkeypatch.setattr(trainers, "build_callbacks", with_kill)
     with pytest.raises(RuntimeError, match=f"killed at step {step}"):
         run(config(), interrupted)
-    monkeypatch.setattr(pipeline, "build_callbacks", original)
+    monkeypatch.setattr(trainers, "build_callbacks", original)
     failure = json.loads((interrupted / "failure.json").read_text())
     assert failure["stage"] == stage
     assert (interrupted / stage / "checkpoints" / "last.ckpt").is_file()
@@ -82,13 +82,13 @@ def test_an_explicit_checkpoint_that_does_not_exist_is_refused(tmp_path):
 def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    original = pipeline.build_callbacks
-    monkeypatch.setattr(pipeline, "build_callbacks", lambda c, d, *, with_logger: original(c, d, with_logger=with_logger)
+    original = trainers.build_callbacks
+    monkeypatch.setattr(trainers, "build_callbacks", lambda c, d, *, with_logger: original(c, d, with_logger=with_logger)
                         + ([Kill(15)] if Path(d).name == "order" else []))
     with pytest.raises(RuntimeError, match="killed"):
         run(config("logger=wandb"), tmp_path)
     first_id = (tmp_path / "wandb_run_id").read_text()
-    monkeypatch.setattr(pipeline, "build_callbacks", original)
+    monkeypatch.setattr(trainers, "build_callbacks", original)
     run(config("logger=wandb", "ckpt_path=last"), tmp_path)
     assert (tmp_path / "wandb_run_id").read_text() == first_id
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))

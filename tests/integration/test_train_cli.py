@@ -61,8 +61,9 @@ def test_quickstart_runs_end_to_end_and_writes_metrics(tmp_path):
     # The reports: token-level (supports = the test split's tag counts) and entity-level.
     assert "entities/test/entity_f1" in metrics
     token_report = json.loads((run_dir / "entities" / "reports" / "test_token_report.json").read_text())
-    from shiftlab.data import SyntheticCorpus
     from collections import Counter
+
+    from shiftlab.data import SyntheticCorpus
 
     corpus = SyntheticCorpus(seed=0, n_pretrain=400, n_train=200, n_val=40, n_test=60)
     counts = Counter(tag for tags in corpus.labelled("entities", "test").labels for tag in tags)

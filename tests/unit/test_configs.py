@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from shiftlab.data import build_word_tokenizer
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.objectives import OBJECTIVES
-from shiftlab.pipeline import build_loggers
 from shiftlab.shifts import POLICIES, build_policy
+from shiftlab.trainers import build_loggers
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir())
@@ -47,29 +47,77 @@ def test_groups_of_the_design_exist():
 # Configs that cannot resolve on their own, and the error that says what to set.
 NEEDS_A_VALUE = {
     ("backbone", "hf"): "name_or_path",
-    # sized per backbone for the rows of conf/peft_modes; the default tiny BERT on synthetic data has none there
-    ("tier", "peft_cpu"): r"peft_cpu_sizes\.tiny_bert\.synthetic\.train_limit",
 }
+
+# The experiments/ studies: conf/experiment/<study>/cpu.yaml and gpu.yaml (the tiers), and for a
+# study whose sweep runs over rows, conf/experiment/<study>/rows/*.yaml, which its tiers require.
+STUDIES = sorted(p.name for p in (CONF / "experiment").iterdir() if p.is_dir())
+TIERS = ("cpu", "gpu")
+
+
+def rows(study: str) -> list[str]:
+    return options(f"experiment/{study}/rows") if (CONF / "experiment" / study / "rows").is_dir() else []
+
+
+def compositions(group: str, option: str) -> list[list[str]]:
+    """The override lists that compose a config: a study's row under each tier of its study, a
+    study's tier with the study's first row (if it has rows), any other config on its own."""
+    parts = option.split("/")
+    if group == "experiment" and len(parts) == 3 and parts[1] == "rows":
+        return [[f"experiment={parts[0]}/{tier}", f"experiment/{parts[0]}/rows={parts[2]}"] for tier in TIERS]
+    if group == "experiment" and len(parts) == 2 and rows(parts[0]):
+        return [[f"experiment={option}", f"experiment/{parts[0]}/rows={rows(parts[0])[0]}"]]
+    # a group that train.yaml's defaults do not list is added with "+"
+    listed = {next(iter(entry)) if isinstance(entry, dict) else entry
+              for entry in OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml"))["defaults"]}
+    return [[f"{'' if group in listed or group == 'hydra' else '+'}{group}={option}"]]
 
 
 @pytest.mark.parametrize("group,option", ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_every_config_composes_and_resolves(group, option):
-    # A group that train.yaml's defaults do not list (conf/order_objectives) is added with "+".
-    listed = {next(iter(entry)) if isinstance(entry, dict) else entry
-              for entry in OmegaConf.to_container(OmegaConf.load(CONF / "train.yaml"))["defaults"]}
-    prefix = "" if group in listed or group in ("hydra",) else "+"
-    cfg = compose_with(f"{prefix}{group}={option}", hydra_config=True)
-    assert cfg.hydra.run.dir  # resolves outside a job too (the sweep subdir needs a job number)
-    del cfg.hydra
-    if (group, option) in NEEDS_A_VALUE:
-        with pytest.raises(Exception, match=NEEDS_A_VALUE[(group, option)]):
-            OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
-        return
-    OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+    for overrides in compositions(group, option):
+        cfg = compose_with(*overrides, hydra_config=True)
+        assert cfg.hydra.run.dir  # resolves outside a job too (the sweep subdir needs a job number)
+        del cfg.hydra
+        if (group, option) in NEEDS_A_VALUE:
+            with pytest.raises(Exception, match=NEEDS_A_VALUE[(group, option)]):
+                OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+            continue
+        OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
+
+
+def test_every_experiments_study_has_its_tiers_under_conf_experiment():
+    studies = {p.parent.name for p in (CONF.parent / "experiments").glob("*/README.md")}
+    assert studies and studies <= set(STUDIES)
+    for study in STUDIES:
+        assert {f"{study}/{tier}" for tier in TIERS} <= set(options("experiment")), study
+        readme = (CONF.parent / "experiments" / study / "README.md").read_text(encoding="utf-8")
+        assert f"experiment={study}/cpu" in readme and f"experiment={study}/gpu" in readme, study
+
+
+@pytest.mark.parametrize("study", [s for s in STUDIES if rows(s)])
+def test_a_study_tier_without_a_row_names_the_rows_to_choose_from(study):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match=f"(?s)experiment/{study}/rows=.*{rows(study)[0]}"):
+        compose_with(f"experiment={study}/cpu")
+
+
+def test_rows_and_tiers_compose_in_order():
+    # the tier sizes the sweep, the row picks backbone, policy and objective and may add to the sizes
+    cfg = compose_with("experiment=order_objectives/gpu", "experiment/order_objectives/rows=bart_sentence_permute")
+    assert (cfg.backbone.name, cfg.shift.name, cfg.objective.name) == ("tiny_bart", "sentence_permute", "seq2seq_denoise")
+    assert cfg.pretrain.max_steps == 5000 and cfg.pretrain.batch_unit == "sentences" and cfg.trainer.accelerator == "gpu"
+    cfg = compose_with("experiment=peft_modes/cpu", "experiment/peft_modes/rows=minilm_wikiann_shift", "finetune=lora")
+    assert (cfg.backbone.name, cfg.data.name, cfg.shift.name, cfg.objective.name) == (
+        "minilm", "wikiann", "token_move", "token_restore")
+    assert cfg.pretrain.max_steps == 40 and cfg.finetune.optim.lr == 1e-3
+    cfg = compose_with("experiment=ner_report/cpu", "objective=none")  # on experiment=wikiann_minilm
+    assert cfg.backbone.name == "minilm" and cfg.objective.name == "none" and cfg.data.corpus.train_limit == 2000
 
 
 def test_default_is_the_quickstart():
-    from shiftlab.pipeline import resolve_tasks
+    from shiftlab.data.tasks import resolve_tasks
 
     cfg = compose_with()
     assert cfg.backbone.name == "tiny_bert"
@@ -79,7 +127,7 @@ def test_default_is_the_quickstart():
 
 
 def test_wrong_task_names_fail_before_training():
-    from shiftlab.pipeline import resolve_tasks
+    from shiftlab.data.tasks import resolve_tasks
 
     corpus = instantiate(compose_with("data.corpus.n_pretrain=10").data.corpus)
     with pytest.raises(ValueError, match="sentiment.*its tasks: order, topic, entities"):
@@ -128,10 +176,10 @@ def test_backbone_configs_build(option):
 
 
 def test_pretrained_minilm_loads_with_its_tokenizer_and_a_tied_vocabulary_head():
-    from shiftlab.pipeline import build_tokenizer
+    from shiftlab.data.tokenization import build_tokenizer
 
     spec = BackboneSpec(**OmegaConf.to_container(compose_with("backbone=minilm").backbone, resolve=True))
-    tokenizer = build_tokenizer("auto", None, spec)
+    tokenizer = build_tokenizer("auto", None, spec.name_or_path)
     assert type(tokenizer).__name__.startswith("Bert") and len(tokenizer) == 30522
     backbone = build_backbone(spec, tokenizer, with_lm_head=True)
     assert backbone.hidden_size == 384 and backbone.model.training
@@ -161,7 +209,7 @@ def test_synthetic_data_config_instantiates():
 @pytest.mark.skipif(not SHARED.exists(), reason=f"real datasets not found at {SHARED} (set SHIFTLAB_SHARED_DATA)")
 @pytest.mark.parametrize("option,tasks", [("sst2", {"sst2"}), ("wikiann", {"ner"}), ("tinyshakespeare", set())])
 def test_real_data_configs_read_their_files_in_place(option, tasks):
-    from shiftlab.pipeline import resolve_tasks
+    from shiftlab.data.tasks import resolve_tasks
 
     cfg = compose_with(f"data={option}", "task=auto")
     corpus = instantiate(cfg.data.corpus)
@@ -177,7 +225,7 @@ SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner", "trans
 
 @pytest.mark.parametrize("option", SYNTHETIC_TASKS)
 def test_task_configs_name_tasks_of_the_default_corpus(option):
-    from shiftlab.pipeline import resolve_tasks
+    from shiftlab.data.tasks import resolve_tasks
 
     cfg = compose_with(f"task={option}", "data.corpus.n_pretrain=10")
     corpus = instantiate(cfg.data.corpus)
@@ -186,7 +234,7 @@ def test_task_configs_name_tasks_of_the_default_corpus(option):
 
 @pytest.mark.parametrize("option", options("trainer"))
 def test_trainer_configs_are_trainer_arguments(option):
-    from shiftlab.pipeline import SHIFTLAB_TRAINER_KEYS
+    from shiftlab.trainers import SHIFTLAB_TRAINER_KEYS
 
     cfg = compose_with(f"trainer={option}")
     accepted = set(inspect.signature(L.Trainer.__init__).parameters)
@@ -200,9 +248,14 @@ def test_trainer_configs_are_trainer_arguments(option):
 def test_logger_configs_instantiate(option, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    from shiftlab.trainers import finish_wandb
+
     cfg = compose_with(f"logger={option}")
-    loggers = build_loggers(cfg.logger, "pretrain", tmp_path / "pretrain", cfg)
-    assert len(loggers) == len(cfg.logger)
+    try:
+        loggers = build_loggers(cfg.logger, "pretrain", tmp_path / "pretrain", cfg)
+        assert len(loggers) == len(cfg.logger)
+    finally:
+        finish_wandb(exit_code=0)  # a W&B run left open would swallow a later test's runs in this worker
 
 
 def test_experiment_quickstart_sets_the_stages():
@@ -220,8 +273,8 @@ def test_run_dirs_do_not_depend_on_the_working_directory_or_collide():
 def test_callbacks_configs_instantiate(option, tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from shiftlab.pipeline import build_callbacks
     from shiftlab.tasks.resume import ExactResume
+    from shiftlab.trainers import build_callbacks
 
     cfg = compose_with(f"callbacks={option}")
     callbacks = build_callbacks(cfg.callbacks, tmp_path / "pretrain", with_logger=True)

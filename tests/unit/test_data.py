@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shiftlab.data import Framing, ShiftPretrainDataModule, SyntheticCorpus, TaskDataModule, build_word_tokenizer, encode_words
+from shiftlab.data import (
+    Framing,
+    ShiftPretrainDataModule,
+    SyntheticCorpus,
+    TaskDataModule,
+    build_word_tokenizer,
+    encode_words,
+)
 from shiftlab.data.sampling import EpochIndexSampler
 from shiftlab.shifts import build_policy
 

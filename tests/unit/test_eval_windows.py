@@ -14,7 +14,7 @@ from shiftlab.data import Framing, TaskDataModule, build_word_tokenizer
 from shiftlab.data.collate import word_labels_to_tokens
 from shiftlab.data.real_corpora import ConllCorpus
 from shiftlab.data.tokenization import _windows, encode_word_windows, encode_words
-from shiftlab.metrics.reports import entity_classification_report, token_classification_report
+from shiftlab.metrics.reports import entity_classification_report
 from shiftlab.tasks.evaluation import as_lists
 
 
@@ -96,7 +96,7 @@ def test_task_datamodule_scores_every_word_of_val_and_test_but_truncates_trainin
     def conll(name, lengths):
         lines, counts = [], Counter()
         for n in lengths:
-            for i in range(n):
+            for _ in range(n):
                 tag = rng.choice(tags)
                 counts[tag] += 1
                 lines.append(f"t{rng.randint(0, 30)}\t{tag}")

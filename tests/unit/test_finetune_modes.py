@@ -377,5 +377,5 @@ def test_every_finetune_config_names_a_mode_and_applies(tokenizer):
     for file in files:
         cfg = OmegaConf.to_container(OmegaConf.load(file), resolve=True)
         assert cfg["name"] == file.stem
-        backbone = apply_finetune_mode(make("tiny_bert", tokenizer), cfg["name"], total_steps=50, **(cfg["params"] or {}))
+        backbone = apply_finetune_mode(make("tiny_bert", tokenizer), cfg["name"], total_steps=50, **(cfg.get("params") or {}))
         assert backbone.hidden(*batch(tokenizer)).shape == (2, 7, 128)

@@ -14,9 +14,10 @@ from hydra import compose, initialize_config_dir
 from shiftlab.data import Framing, build_word_tokenizer
 from shiftlab.data.generation import GenerationDataModule
 from shiftlab.data.real_corpora import ParallelCorpus
+from shiftlab.families import families
 from shiftlab.models import BackboneSpec, build_backbone
 from shiftlab.models.finetune_modes import apply_finetune_mode
-from shiftlab.pipeline import generation_finetune_params, run
+from shiftlab.pipeline import run
 from shiftlab.tasks.generation import Seq2SeqModule
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -123,7 +124,7 @@ def test_lora_generation_runs_through_the_adapters(toy_file):
     backbone = tiny_bart(tokenizer)
     batch = next(iter(data.test_dataloader()))
     plain = module_for(backbone, tokenizer, data).eval().generate_ids(batch["input_ids"], batch["attention_mask"])
-    adapted = apply_finetune_mode(backbone, "lora", lm_head=True, **generation_finetune_params("lora", {"r": 4}))
+    adapted = apply_finetune_mode(backbone, "lora", lm_head=True, **families()["generation"].finetune_params("lora", {"r": 4}))
     module = module_for(adapted, tokenizer, data).eval()
     # LoRA's B starts at zero: the adapted model generates exactly what the plain one did...
     torch.testing.assert_close(module.generate_ids(batch["input_ids"], batch["attention_mask"]), plain)
@@ -142,7 +143,7 @@ def test_prefix_generation_reads_the_encoder_prefix(toy_file):
     torch.manual_seed(0)
     # A large init spread, so that an untrained model's output depends on its input at all.
     backbone = apply_finetune_mode(tiny_bart(tokenizer, init_std=1.0), "prefix", lm_head=True,
-                                   **generation_finetune_params("prefix", {}))
+                                   **families()["generation"].finetune_params("prefix", {}))
     module = module_for(backbone, tokenizer, data).eval()
     batch = next(iter(data.test_dataloader()))
     before = module.generate_ids(batch["input_ids"], batch["attention_mask"], {"strategy": "greedy"})
@@ -156,7 +157,7 @@ def test_prefix_generation_reads_the_encoder_prefix(toy_file):
 def test_frozen_mode_and_bad_decoding_are_refused_with_the_key(toy_file):
     _, tokenizer, data = toy_setup(toy_file)
     with pytest.raises(ValueError, match="finetune=frozen.*generation task has none"):
-        generation_finetune_params("frozen", {})
+        families()["generation"].check(data.corpus, "translation", mode="frozen", trainer_cfg={})
     with pytest.raises(ValueError, match="decoding.strategy must be one of greedy, beam"):
         module_for(tiny_bart(tokenizer), tokenizer, data, decoding={"strategy": "sample"})
     with pytest.raises(ValueError, match="val_decoding: unknown key.*temperature"):

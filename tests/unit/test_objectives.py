@@ -1,4 +1,4 @@
-"""Shift-prediction objectives (SHIFT_CATALOGUE.md, B.3), checked against hand computations.
+"""Shift-prediction objectives (docs/shift_catalogue.md, B.3), checked against hand computations.
 
 Every test runs on a tiny word vocabulary and tiny BERT / GPT-2 backbones built from config,
 on batches made by the real :class:`ShiftCollator` from hand-made encoded items (so framing

@@ -1,4 +1,4 @@
-"""Property-based tests of the policy contract (SHIFT_CATALOGUE.md B.1, ``ShiftOutput`` in base.py).
+"""Property-based tests of the policy contract (docs/shift_catalogue.md, B.1; ``ShiftOutput`` in base.py).
 
 Everything here is generic over ``POLICIES``: every registered policy is tested with every unit
 kind in its ``SUPPORTED_UNITS`` (token, word, ngram2, sentence), built with its defaults

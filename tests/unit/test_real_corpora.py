@@ -227,7 +227,7 @@ def test_parallel_corpus_aligned_files(tmp_path):
 def test_parallel_corpus_refused_by_task_data_module(tmp_path):
     corpus = ParallelCorpus(write(tmp_path / "p.tsv", "".join(f"a{i}\tb{i}\n" for i in range(200))))
     tokenizer = build_word_tokenizer(corpus.vocabulary())
-    with pytest.raises(ValueError, match="family 'generation'; fine-tuning trains classification, tagging"):
+    with pytest.raises(ValueError, match="family 'generation'; this data module serves classification, tagging"):
         TaskDataModule(corpus, "translation", tokenizer, Framing.for_backbone("encoder", tokenizer), seed=0)
 
 

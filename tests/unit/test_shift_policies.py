@@ -1,4 +1,4 @@
-"""The policy contract (SHIFT_CATALOGUE.md B.1) for every policy and unit."""
+"""The policy contract (docs/shift_catalogue.md, B.1) for every policy and unit."""
 
 from __future__ import annotations
 

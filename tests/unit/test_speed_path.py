@@ -14,14 +14,13 @@ import traceback
 
 import pytest
 import torch
+from test_objectives import POLICIES, SPECIAL, TOKENIZER, backbone_for, make_items  # the same tiny models and batches
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from shiftlab.data.collate import ShiftCollator
 from shiftlab.models import OBJECTIVES, build_objective
-from shiftlab.tasks.pretraining import PREPARED, ShiftPretrainModule
-
-from test_objectives import POLICIES, SPECIAL, TOKENIZER, backbone_for, make_items  # the same tiny models and batches
 from shiftlab.shifts import Vocab, build_policy
+from shiftlab.tasks.pretraining import PREPARED, ShiftPretrainModule
 
 SYNCING = {"aten._local_scalar_dense.default", "aten.nonzero.default", "aten.masked_select.default",
            "aten.is_nonzero.default", "aten.equal.default"}

@@ -270,7 +270,7 @@ def test_bag_of_words_is_at_chance_on_order_but_solves_topic(lang):
     train, test = lang.split("train"), lang.split("test")
     train_docs, test_docs = [ex.words for ex in train], [ex.words for ex in test]
     results = {}
-    for attr, labels in (("order_label", SyntheticLanguage.ORDER_LABELS),
+    for attr, _labels in (("order_label", SyntheticLanguage.ORDER_LABELS),
                          ("topic_label", SyntheticLanguage.TOPIC_LABELS)):
         nb = _NaiveBayes().fit(train_docs, [getattr(ex, attr) for ex in train])
         results[attr] = nb.accuracy(test_docs, [getattr(ex, attr) for ex in test])

@@ -1,0 +1,79 @@
+"""Generation (translation, summarisation): an encoder-decoder fine-tuned on pairs, scored by
+generating (:class:`~shiftlab.tasks.generation.Seq2SeqModule`) against the copy-the-source
+baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shiftlab.data.corpus import PairCorpus
+from shiftlab.data.generation import GenerationDataModule
+from shiftlab.models.finetune_modes import load_finetuned
+from shiftlab.tasks.generation import Seq2SeqModule
+
+from .base import LoaderSettings, TaskFamily, register
+
+
+@register
+class GenerationFamily(TaskFamily):
+    name = "generation"
+    corpus_protocol = PairCorpus
+    data_params = ("max_target_length",)
+    keeps_lm_head = True  # the decoder predicts through the vocabulary head
+    compiles = False  # generation decodes step by step in a loop of its own: it stays eager
+
+    def check(self, corpus, task, *, mode, trainer_cfg) -> None:
+        super().check(corpus, task, mode=mode, trainer_cfg=trainer_cfg)
+        if str(trainer_cfg.get("strategy") or "").startswith("fsdp"):
+            raise ValueError(f"task {task!r} generates text, which calls the decoder outside FSDP's sharded forward: "
+                             "use trainer=ddp for generation tasks (trainer=fsdp serves pretraining, classification "
+                             "and tagging)")
+        if mode == "frozen":
+            raise ValueError("finetune=frozen trains only a task head, and a generation task has none (its vocabulary "
+                             "head is tied to the embeddings); use full, lora, adalora, ia3 or prefix")
+
+    def data_module(self, corpus, task, tokenizer, framing, loader: LoaderSettings, params: dict):
+        data = GenerationDataModule(corpus, task, tokenizer, framing, seed=loader.seed, batch_size=loader.batch_size,
+                                    num_workers=loader.num_workers, max_length=loader.max_length, **params)
+        data.setup()
+        return data
+
+    def module(self, backbone, data, optim, params):
+        return Seq2SeqModule(backbone, pad_id=data.tokenizer.pad_token_id, eos_id=data.eos_id, decode_text=data.decode,
+                             texts=lambda split: (data.sources(split), data.references(split)),
+                             target_lang=data.target_lang(), optim=optim, **params)
+
+    def finetune_params(self, mode: str, params: dict) -> dict:
+        """A generation task trains its decoder too: the modes' ``scope`` becomes ``all`` (an
+        encoder prefix stays encoder-only)."""
+        params = dict(params)
+        if mode != "prefix":
+            params["scope"] = "all"
+        return params
+
+    def compiled_parts(self, module) -> list:
+        return []
+
+    def reports(self, module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
+        """The split's generation report (scores, signature, decoding, examples) and the
+        copy-the-source baseline it must beat; returns ``<split>/<metric>`` of the report and
+        ``<split>/copy_source_<metric>``."""
+        from shiftlab.metrics.generation import copy_source_baseline
+
+        report = module.reports.get(split)
+        if report is None:
+            return {}
+        report.save(directory, "generation")
+        print(report.to_text(), flush=True)
+        baseline = copy_source_baseline(data.sources(split), data.references(split), target_lang=data.target_lang(),
+                                        metrics=module.metrics_names)
+        baseline.save(directory, "copy_source_baseline")
+        return {**{f"{split}/{name}": float(value) for name, value in report.scores.items()},
+                **{f"{split}/copy_source_{name}": float(value) for name, value in baseline.scores.items()}}
+
+    def restore(self, base, directory: Path, tokenizer, data, params: dict):
+        return self.module(load_finetuned(base, directory, tokenizer), data, None, params)
+
+    def prepare_evaluation(self, module, split: str) -> None:
+        if split == "val":  # validation generates every pair, with the test decoding
+            module.evaluate_like_test()

@@ -1,0 +1,56 @@
+"""Classification (one label per sequence) and tagging (one label per word): the labelled
+families. Both read :class:`~shiftlab.data.corpus.LabelledCorpus` splits through
+:class:`~shiftlab.data.TaskDataModule` and beat the same baseline (the majority label)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shiftlab.data import TaskDataModule
+from shiftlab.data.corpus import LabelledCorpus
+from shiftlab.distributed import gather_objects
+from shiftlab.tasks import SequenceClassificationModule, TokenClassificationModule
+from shiftlab.tasks.evaluation import majority_baseline, save_classification_reports, save_tagging_reports
+
+from .base import LoaderSettings, TaskFamily, register
+
+
+class _LabelledFamily(TaskFamily):
+    corpus_protocol = LabelledCorpus
+    module_class: type
+    save_reports: Any
+
+    def data_module(self, corpus, task, tokenizer, framing, loader: LoaderSettings, params: dict) -> TaskDataModule:
+        data = TaskDataModule(corpus, task, tokenizer, framing, seed=loader.seed, batch_size=loader.batch_size,
+                              num_workers=loader.num_workers, max_length=loader.max_length, **params)
+        data.setup()
+        return data
+
+    def module(self, backbone, data, optim, params):
+        return self.module_class(backbone, data.label_names, optim=optim, **params)
+
+    def gather_test_outputs(self, module):
+        return [batch for outputs in gather_objects(module.test_outputs) for batch in outputs]
+
+    def reports(self, module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
+        results = type(self).save_reports(module, data, split, directory, outputs)
+        return {**results, **majority_baseline(data.train_labels(), data.split_labels(split), split)}
+
+
+@register
+class ClassificationFamily(_LabelledFamily):
+    """One label per sequence; reports: the per-class report; baseline: the majority class."""
+
+    name = "classification"
+    module_class = SequenceClassificationModule
+    save_reports = staticmethod(save_classification_reports)
+
+
+@register
+class TaggingFamily(_LabelledFamily):
+    """One label per word; reports: token-level and entity-level (CoNLL) reports."""
+
+    name = "tagging"
+    module_class = TokenClassificationModule
+    save_reports = staticmethod(save_tagging_reports)

@@ -1,0 +1,55 @@
+"""What every stage of a run, and its re-evaluation, is built from: the corpus, the backbone
+spec, the tokenizer and framing, and the resolved tasks. ``shiftlab-train`` and ``shiftlab-eval``
+build it with the same code (:meth:`RunContext.build`), so a re-evaluation sees exactly the data
+and tokenizer its training saw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from shiftlab.data import Framing
+from shiftlab.data.tasks import resolve_tasks
+from shiftlab.data.tokenization import build_tokenizer
+from shiftlab.models import BackboneSpec
+from shiftlab.utils.run_layout import RunLayout
+
+
+@dataclass
+class RunContext:
+    cfg: DictConfig
+    layout: RunLayout
+    corpus: Any
+    spec: BackboneSpec
+    tokenizer: Any
+    framing: Framing
+    tasks: dict[str, dict]
+
+    @classmethod
+    def build(cls, cfg: DictConfig, run_dir: str | Path) -> "RunContext":
+        """The corpus, tokenizer and framing of ``cfg``; the task names are checked against the
+        corpus here, before any training."""
+        corpus = instantiate(cfg.data.corpus)
+        spec = BackboneSpec(**OmegaConf.to_container(cfg.backbone, resolve=True))
+        tokenizer = build_tokenizer(cfg.data.tokenizer, corpus, spec.name_or_path)
+        framing = Framing.for_backbone(spec.kind, tokenizer)
+        tasks = resolve_tasks(cfg.task.tasks, corpus)
+        return cls(cfg, RunLayout(run_dir), corpus, spec, tokenizer, framing, tasks)
+
+    @property
+    def pretrains(self) -> bool:
+        """Whether the run has a shift-pretraining stage (``objective=none`` has none)."""
+        return bool(self.cfg.objective.heads)
+
+    def pretrained_spec(self) -> BackboneSpec:
+        """The backbone that fine-tuning starts from once pretraining exported it."""
+        return BackboneSpec(name=self.spec.name, kind=self.spec.kind, name_or_path=str(self.layout.pretrained_backbone),
+                            attn_implementation=self.spec.attn_implementation)
+
+    def finetuning_base(self) -> BackboneSpec:
+        """What a finished run's tasks were fine-tuned from: its pretrained export, if it has one."""
+        return self.pretrained_spec() if self.layout.pretrained_backbone.exists() else self.spec
