@@ -89,13 +89,19 @@ class SyntheticCorpus(CorpusBase):
     """The embedded synthetic language (see :mod:`shiftlab.data.synthetic`).
 
     Tasks: ``order`` (who acts on whom: needs word order), ``topic`` (order-insensitive
-    control), ``entities`` (IOB2 tagging) and ``word_order`` (word-order recovery, PERT's probe:
+    control), ``entities`` (IOB2 tagging), ``word_order`` (word-order recovery, PERT's probe:
     some words of the sentence were moved, and each word is tagged with where it came from, see
-    :func:`move_words`). Pretraining reads the ``pretrain`` split and validates on ``val``
+    :func:`move_words`) and ``qa`` (extractive question answering, "who did what to whom", see
+    :meth:`qa_examples`). Pretraining reads the ``pretrain`` split and validates on ``val``
     sentences; it never sees test sentences.
     """
 
-    _TASKS = {"order": "classification", "topic": "classification", "entities": "tagging", "word_order": "tagging"}
+    _TASKS = {"order": "classification", "topic": "classification", "entities": "tagging", "word_order": "tagging",
+              "qa": "question_answering"}
+    # Words of the ``qa`` questions the grammar never emits, appended after the grammar's (sorted)
+    # vocabulary so that the ids of a word-level tokenizer's existing words stay where they were.
+    # No "?": a new character would move every id of a character-level tokenizer (sorted characters).
+    QA_WORDS = ("who", "someone")
 
     def __init__(self, seed: int = 0, n_pretrain: int = 20000, n_train: int = 4000, n_val: int = 500, n_test: int = 1000):
         self.seed = seed
@@ -117,6 +123,9 @@ class SyntheticCorpus(CorpusBase):
     def labelled(self, task: str, split: str) -> LabelledSplit:
         _check_split(split)
         self._check_task(task)
+        if self._TASKS[task] == "question_answering":
+            raise ValueError(f"task {task!r} is extractive question answering: its examples come from "
+                             "qa_examples(task, split), not labelled()")
         examples = self.language.split(split)
         words = [list(ex.words) for ex in examples]
         if task == "order":
@@ -132,10 +141,49 @@ class SyntheticCorpus(CorpusBase):
         self._check_task(task)
         lang = self.language
         return list({"order": lang.ORDER_LABELS, "topic": lang.TOPIC_LABELS, "entities": lang.TAGS,
-                     "word_order": WORD_ORDER_LABELS}[task])
+                     "word_order": WORD_ORDER_LABELS, "qa": ()}[task])
 
     def vocabulary(self) -> list[str]:
-        return self.language.vocabulary()
+        """The grammar's words (sorted), then the question words of ``qa`` (:attr:`QA_WORDS`)."""
+        words = self.language.vocabulary()
+        return words + [w for w in self.QA_WORDS if w not in words]
+
+    def qa_examples(self, task: str, split: str) -> list:
+        """Task ``qa``: one question per sentence of ``split``, "who did what to whom".
+
+        The context is the sentence (words joined by single spaces); the question asks for the
+        agent ("who paid someone" / "who pays someone" / "who will pay someone", in the
+        sentence's tense) or for the patient ("who was paid" / "who is paid" / "who will be
+        paid"), chosen by ``random.Random(f"shiftlab-qa/{seed}/{split}/{i}")`` so the sentences'
+        own stream is untouched. The answer is that participant's noun phrase. Both participants
+        occur in every sentence and their positions depend on the voice (active: agent first;
+        passive: "PATIENT was paid by AGENT"), so the answer follows from word order alone.
+        Ids are ``synthetic-qa/<split>/<i>``; every question is answerable.
+        """
+        from .squad import QAExample
+
+        _check_split(split)
+        self._check_task(task)
+        if self._TASKS[task] != "question_answering":
+            raise ValueError(f"task {task!r} is not a question answering task; qa_examples serves: "
+                             + ", ".join(name for name, family in self._TASKS.items() if family == "question_answering"))
+        out = []
+        for i, ex in enumerate(self.language.split(split)):
+            plan = ex.plan
+            ask_agent = random.Random(f"shiftlab-qa/{self.seed}/{split}/{i}").random() < 0.5
+            verb = plan.verb
+            if ask_agent:
+                span = ex.agent_span
+                verb_words = {"present": (verb.third,), "past": (verb.past,), "future": ("will", verb.base)}[plan.tense]
+                question = ("who",) + verb_words + ("someone",)
+            else:
+                span = ex.patient_span
+                auxiliary = {"present": ("is",), "past": ("was",), "future": ("will", "be")}[plan.tense]
+                question = ("who",) + auxiliary + (verb.participle,)
+            answer = " ".join(ex.words[span[0] : span[1]])
+            start = sum(len(word) + 1 for word in ex.words[: span[0]])
+            out.append(QAExample(f"synthetic-qa/{split}/{i}", " ".join(question), ex.text, ((answer, start),), False))
+        return out
 
     def _check_task(self, task: str) -> None:
         if task not in self._TASKS:

@@ -76,7 +76,7 @@ minimal pairs that differ only in who does what to whom.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 # --------------------------------------------------------------------------
 # Lexicon. Tuples only (never sets), so that iteration order is stable.
@@ -198,12 +198,21 @@ P_TIME_FRONT, P_TIME_END = 0.2, 0.3
 
 @dataclass(frozen=True)
 class SyntheticExample:
-    """One sentence with its NER tags and two sentence-level labels."""
+    """One sentence with its NER tags and two sentence-level labels.
+
+    ``agent_span`` / ``patient_span``: the word positions ``(start, end)`` (end exclusive) of
+    the two participants' noun phrases, and ``plan`` the plan the sentence was realised from
+    (None for examples built by hand); they are derived from the same draws, so adding them
+    changed no sentence or label. ``plan`` takes no part in comparisons.
+    """
 
     words: tuple[str, ...]
     tags: tuple[str, ...]
     order_label: str
     topic_label: str
+    agent_span: tuple[int, int] | None = None
+    patient_span: tuple[int, int] | None = None
+    plan: SentencePlan | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -370,10 +379,12 @@ def realize(plan: SentencePlan) -> SyntheticExample:
     first, second = ((plan.agent, plan.patient) if plan.voice == "active"
                      else (plan.patient, plan.agent))
     add(plan.time_front)
+    first_span = (len(words), len(words) + len(first.words))
     add(first.words, first.tags)
     add(verb_group(plan.verb, plan.tense, plan.voice, first.plural))
     if plan.voice == "passive":
         add(("by",))
+    second_span = (len(words), len(words) + len(second.words))
     add(second.words, second.tags)
     add(plan.adverb)
     if plan.place:
@@ -381,7 +392,8 @@ def realize(plan: SentencePlan) -> SyntheticExample:
         add(*_entity(plan.place[1:], "LOC"))
     add(plan.topic_phrase)
     add(plan.time_end)
-    return SyntheticExample(tuple(words), tuple(tags), plan.order_label, plan.topic)
+    agent_span, patient_span = (first_span, second_span) if plan.voice == "active" else (second_span, first_span)
+    return SyntheticExample(tuple(words), tuple(tags), plan.order_label, plan.topic, agent_span, patient_span, plan)
 
 
 def sample_example(rng: random.Random) -> SyntheticExample:

@@ -1,6 +1,7 @@
 """Evaluation metrics and reports: classification reports in pure Python
 (:mod:`shiftlab.metrics.reports`) and generation reports -- BLEU / chrF / ROUGE via sacrebleu and
-rouge-score, imported only when a report is computed (:mod:`shiftlab.metrics.generation`).
+rouge-score, imported only when a report is computed (:mod:`shiftlab.metrics.generation`) -- and
+SQuAD exact match / F1 (:mod:`shiftlab.metrics.squad`).
 
 The names are loaded on first use, so that ``python -m shiftlab.metrics.reports`` does not
 import the module twice (runpy warns when a package has already imported the module it runs).
@@ -23,6 +24,9 @@ _MODULES = {
     "copy_source_baseline": ".generation",
     "generation_report": ".generation",
     "save_generation_report": ".generation",
+    "QAReport": ".squad",
+    "qa_report": ".squad",
+    "squad_scores": ".squad",
 }
 
 __all__ = list(_MODULES)

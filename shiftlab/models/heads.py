@@ -1,4 +1,4 @@
-"""Task heads for fine-tuning: sequence and token classification."""
+"""Task heads for fine-tuning: sequence and token classification, and answer spans (QA)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,20 @@ class TokenClassificationHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(hidden))
+
+
+class SpanHead(nn.Module):
+    """Extractive question answering: a start and an end logit per token (``Linear(hidden, 2)``,
+    as BERT's ``qa_outputs``). Padding positions get the dtype's most negative value, so a
+    softmax over positions, and the argmax of a span, never land on them."""
+
+    def __init__(self, hidden_size: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.classifier(self.dropout(hidden))
+        logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), torch.finfo(logits.dtype).min)
+        start, end = logits.unbind(dim=-1)
+        return start, end
