@@ -22,11 +22,11 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .collect import COMPLETED, FAILED, INCOMPLETE, MISSING, Run, TableError, describe_missing_key, flatten
+from .collect import FAILED, INCOMPLETE, MISSING, Run, TableError, describe_missing_key, flatten
+from .table import Cell, Issue, Row, Table
 from .values import format_value, value_key
 
 __all__ = [
@@ -157,115 +157,6 @@ def is_lower_better(metric: str, lower: Sequence[str] = (), higher: Sequence[str
 
 
 # -------------------------------------------------------------------------------------- table
-
-
-@dataclass
-class Cell:
-    """One metric of one row: aggregate of the completed runs that have it."""
-
-    mean: float | None
-    std: float | None  #: sample std (ddof=1); None when n < 2
-    n: int
-    values: list[float] = field(default_factory=list)
-    best: bool = False
-    within_noise: bool = False  #: not the best, but within noise of it
-
-
-@dataclass
-class Row:
-    values: tuple  #: the row keys' values (MISSING where a run's config lacks the key)
-    runs: list[Run]
-    cells: dict[str, Cell] = field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return sum(run.status == COMPLETED for run in self.runs)
-
-    @property
-    def failed(self) -> int:
-        return sum(run.status == FAILED for run in self.runs)
-
-    @property
-    def incomplete(self) -> int:
-        return sum(run.status == INCOMPLETE for run in self.runs)
-
-    def labels(self) -> list[str]:
-        return [format_value(value) for value in self.values]
-
-
-@dataclass
-class Issue:
-    """Something the table's numbers leave out: a failed or incomplete run, a missing metric."""
-
-    kind: str  #: ``failed`` | ``incomplete`` | ``missing`` | ``not_finite`` | ``absent``
-    run: Run | None  #: None for ``absent`` (a metric no run of some rows reports)
-    context: str  #: the run's row and seed, ``shift.name=identity, seed=1``
-    detail: str = ""
-    metric: str | None = None
-
-    def describe(self, quote=lambda text: text) -> str:
-        if self.run is None:
-            where = ""
-        else:
-            where = f"{quote(self.run.label)} ({self.context})" if self.context else quote(self.run.label)
-        if self.kind == "missing":
-            return f"metric {self.metric} missing in run {where}"
-        if self.kind == "absent":
-            return f"metric {self.metric} is reported by no run of {self.detail}"
-        if self.kind == "not_finite":
-            return f"metric {self.metric} is {self.detail} in run {where}"
-        return f"{where}: {self.detail}"
-
-
-@dataclass
-class Table:
-    """Rows of aggregated metrics; render with :meth:`to_markdown`, :meth:`to_latex`,
-    :meth:`to_csv`, or take :meth:`records` (a list of dicts, for a DataFrame)."""
-
-    row_keys: list[str]
-    metrics: list[str]
-    lower_is_better: dict[str, bool]
-    rows: list[Row]
-    issues: list[Issue] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    seed_key: str = "seed"
-    precision: int = 3
-
-    @property
-    def runs(self) -> list[Run]:
-        return [run for row in self.rows for run in row.runs]
-
-    def issues_of(self, kind: str) -> list[Issue]:
-        return [issue for issue in self.issues if issue.kind == kind]
-
-    def to_markdown(self, precision: int | None = None) -> str:
-        from .render import to_markdown
-
-        return to_markdown(self, precision)
-
-    def to_latex(self, precision: int | None = None) -> str:
-        from .render import to_latex
-
-        return to_latex(self, precision)
-
-    def to_csv(self) -> str:
-        from .render import to_csv
-
-        return to_csv(self)
-
-    def records(self) -> list[dict[str, Any]]:
-        """One dict per row: the row keys' values (None where missing), n, failed, incomplete,
-        and ``<metric>:mean``, ``<metric>:std``, ``<metric>:n`` (the CSV's columns)."""
-        records = []
-        for row in self.rows:
-            record: dict[str, Any] = {key: (None if value is MISSING else value)
-                                      for key, value in zip(self.row_keys, row.values)}
-            record.update(n=row.n, failed=row.failed, incomplete=row.incomplete)
-            for metric in self.metrics:
-                cell = row.cells[metric]
-                record.update({f"{metric}:mean": cell.mean, f"{metric}:std": cell.std, f"{metric}:n": cell.n})
-            records.append(record)
-        return records
 
 
 def _context(run: Run, row_keys: Sequence[str], seed_key: str) -> str:

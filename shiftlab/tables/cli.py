@@ -10,8 +10,9 @@ from pathlib import Path
 
 from shiftlab.utils.io import write_text_atomic
 
-from .aggregate import Table, available_metrics, build_table, default_row_keys, differing_keys
+from .aggregate import available_metrics, build_table, default_row_keys, differing_keys
 from .collect import COMPLETED, FAILED, INCOMPLETE, Run, TableError, collect_runs
+from .table import Table
 from .values import format_value
 
 PROG = "shiftlab-table"

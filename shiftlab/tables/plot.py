@@ -13,8 +13,9 @@ from pathlib import Path
 
 from shiftlab.utils.io import write_bytes_atomic
 
-from .aggregate import Table, build_table
+from .aggregate import build_table
 from .collect import MISSING, Run, TableError
+from .table import Table
 from .values import format_value
 
 __all__ = ["Plot", "plot_metric"]

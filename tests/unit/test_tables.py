@@ -31,7 +31,7 @@ from shiftlab.tables import (
     plot_metric,
 )
 from shiftlab.tables.cli import main
-from shiftlab.tables.render import latex_escape
+from shiftlab.tables.table import latex_escape
 
 # identity: acc 0.82 ± 0.02, loss 0.52 ± 0.02; token_move: acc 0.86 ± 0.01, loss 0.53 ± 0.01
 ACC = {"identity": [0.80, 0.82, 0.84], "token_move": [0.85, 0.86, 0.87]}

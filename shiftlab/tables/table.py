@@ -1,4 +1,6 @@
-"""A :class:`~shiftlab.tables.aggregate.Table` as Markdown, LaTeX (booktabs) or CSV text.
+"""A table of aggregated metrics (:class:`Table`: rows of :class:`Cell` s, and the
+:class:`Issue` s the numbers leave out), and its text forms: Markdown, LaTeX (booktabs), CSV.
+:func:`~shiftlab.tables.aggregate.build_table` makes one from runs.
 
 Markdown and LaTeX show ``mean ± std`` rounded to ``precision`` decimals (the std left out when
 n = 1, the cell's own n added in parentheses when a metric is missing from some runs), the best
@@ -11,15 +13,118 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
-from .collect import MISSING
+from .collect import COMPLETED, FAILED, INCOMPLETE, MISSING, Run
 from .values import format_value
 
-if TYPE_CHECKING:  # the types only: aggregate imports this module to render its tables
-    from .aggregate import Cell, Row, Table
+__all__ = ["Cell", "Issue", "Row", "Table", "latex_escape", "to_csv", "to_latex", "to_markdown"]
 
-__all__ = ["latex_escape", "to_csv", "to_latex", "to_markdown"]
+@dataclass
+class Cell:
+    """One metric of one row: aggregate of the completed runs that have it."""
+
+    mean: float | None
+    std: float | None  #: sample std (ddof=1); None when n < 2
+    n: int
+    values: list[float] = field(default_factory=list)
+    best: bool = False
+    within_noise: bool = False  #: not the best, but within noise of it
+
+
+@dataclass
+class Row:
+    values: tuple  #: the row keys' values (MISSING where a run's config lacks the key)
+    runs: list[Run]
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return sum(run.status == COMPLETED for run in self.runs)
+
+    @property
+    def failed(self) -> int:
+        return sum(run.status == FAILED for run in self.runs)
+
+    @property
+    def incomplete(self) -> int:
+        return sum(run.status == INCOMPLETE for run in self.runs)
+
+    def labels(self) -> list[str]:
+        return [format_value(value) for value in self.values]
+
+
+@dataclass
+class Issue:
+    """Something the table's numbers leave out: a failed or incomplete run, a missing metric."""
+
+    kind: str  #: ``failed`` | ``incomplete`` | ``missing`` | ``not_finite`` | ``absent``
+    run: Run | None  #: None for ``absent`` (a metric no run of some rows reports)
+    context: str  #: the run's row and seed, ``shift.name=identity, seed=1``
+    detail: str = ""
+    metric: str | None = None
+
+    def describe(self, quote=lambda text: text) -> str:
+        if self.run is None:
+            where = ""
+        else:
+            where = f"{quote(self.run.label)} ({self.context})" if self.context else quote(self.run.label)
+        if self.kind == "missing":
+            return f"metric {self.metric} missing in run {where}"
+        if self.kind == "absent":
+            return f"metric {self.metric} is reported by no run of {self.detail}"
+        if self.kind == "not_finite":
+            return f"metric {self.metric} is {self.detail} in run {where}"
+        return f"{where}: {self.detail}"
+
+
+@dataclass
+class Table:
+    """Rows of aggregated metrics; render with :meth:`to_markdown`, :meth:`to_latex`,
+    :meth:`to_csv`, or take :meth:`records` (a list of dicts, for a DataFrame)."""
+
+    row_keys: list[str]
+    metrics: list[str]
+    lower_is_better: dict[str, bool]
+    rows: list[Row]
+    issues: list[Issue] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seed_key: str = "seed"
+    precision: int = 3
+
+    @property
+    def runs(self) -> list[Run]:
+        return [run for row in self.rows for run in row.runs]
+
+    def issues_of(self, kind: str) -> list[Issue]:
+        return [issue for issue in self.issues if issue.kind == kind]
+
+    def to_markdown(self, precision: int | None = None) -> str:
+        return to_markdown(self, precision)
+
+    def to_latex(self, precision: int | None = None) -> str:
+        return to_latex(self, precision)
+
+    def to_csv(self) -> str:
+        return to_csv(self)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per row: the row keys' values (None where missing), n, failed, incomplete,
+        and ``<metric>:mean``, ``<metric>:std``, ``<metric>:n`` (the CSV's columns)."""
+        records = []
+        for row in self.rows:
+            record: dict[str, Any] = {key: (None if value is MISSING else value)
+                                      for key, value in zip(self.row_keys, row.values)}
+            record.update(n=row.n, failed=row.failed, incomplete=row.incomplete)
+            for metric in self.metrics:
+                cell = row.cells[metric]
+                record.update({f"{metric}:mean": cell.mean, f"{metric}:std": cell.std, f"{metric}:n": cell.n})
+            records.append(record)
+        return records
+
+
+# ------------------------------------------------------------------------------------- render
 
 _NO_KEYS_HEADER, _NO_KEYS_LABEL = "runs", "all"
 
