@@ -61,6 +61,7 @@ class QACorpus(Corpus, Protocol):
     """Extractive question answering: SQuAD-style examples (:class:`~shiftlab.data.squad.QAExample`)."""
 
     def qa_examples(self, task: str, split: str) -> list: ...
+    def squad_version(self, task: str) -> str | None: ...  # "1.1", "2.0", or None: from the examples
 
 
 def require(corpus, protocol: type, task: str) -> None:
@@ -147,6 +148,10 @@ class SyntheticCorpus(CorpusBase):
         """The grammar's words (sorted), then the question words of ``qa`` (:attr:`QA_WORDS`)."""
         words = self.language.vocabulary()
         return words + [w for w in self.QA_WORDS if w not in words]
+
+    def squad_version(self, task: str) -> str:
+        """Every synthetic question has an answer: SQuAD 1.1 scoring."""
+        return "1.1"
 
     def qa_examples(self, task: str, split: str) -> list:
         """Task ``qa``: one question per sentence of ``split``, "who did what to whom".

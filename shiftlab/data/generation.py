@@ -18,6 +18,7 @@ import torch
 from shiftlab.utils.labels import IGNORE_INDEX
 
 from .collate import EncodedDataset, pad_stack
+from .corpus import PairCorpus, require
 from .datamodules import _TrainValTestDataModule
 from .tokenization import Framing, encode_words
 
@@ -59,8 +60,7 @@ class GenerationDataModule(_TrainValTestDataModule):
         if families.get(task) != "generation":
             raise ValueError(f"task {task!r} is not a generation task of this corpus; its tasks: "
                              + ", ".join(f"{name} ({family})" for name, family in families.items()))
-        if not hasattr(corpus, "pairs"):
-            raise ValueError(f"{type(corpus).__name__} has no pairs(split); a generation task needs (source, target) pairs")
+        require(corpus, PairCorpus, task)
         if tokenizer.eos_token_id is None and tokenizer.sep_token_id is None:
             raise ValueError("a generation task needs a tokenizer with an end-of-sequence token (eos or sep)")
         self.corpus, self.task, self.tokenizer, self.framing = corpus, task, tokenizer, framing
@@ -89,13 +89,10 @@ class GenerationDataModule(_TrainValTestDataModule):
         return [target for _, target in self._sentences(split)]
 
     def _sentences(self, split: str) -> list[tuple[str, str]]:
-        if hasattr(self.corpus, "sentence_pairs"):
-            return self.corpus.sentence_pairs(split)
-        return [(" ".join(s), self.detokenize(t)) for s, t in self.corpus.pairs(split)]
+        return self.corpus.sentence_pairs(split)
 
     def detokenize(self, tokens: Sequence[str]) -> str:
-        detokenize = getattr(self.corpus, "detokenize", None)
-        return detokenize(tokens) if detokenize is not None else " ".join(tokens)
+        return self.corpus.detokenize(tokens)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Generated ids to text: the tokens up to the first end token, special tokens dropped,
@@ -110,7 +107,7 @@ class GenerationDataModule(_TrainValTestDataModule):
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True).strip()
 
     def target_lang(self) -> str | None:
-        return getattr(self.corpus, "target_lang", None)
+        return self.corpus.target_lang
 
 
 def _is_word_level(tokenizer) -> bool:

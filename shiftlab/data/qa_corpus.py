@@ -96,6 +96,10 @@ class SquadCorpus(_FileCorpus):
         val = [ex for ex, key in zip(examples, keys) if key in held]
         return train, val
 
+    def squad_version(self, task: str) -> str:
+        """:attr:`version` (the :class:`~shiftlab.data.corpus.QACorpus` protocol)."""
+        return self.version
+
     @property
     def version(self) -> str:
         """``"1.1"`` or ``"2.0"``: as given, else as the files say (see the class docstring)."""

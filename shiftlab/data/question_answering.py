@@ -299,7 +299,7 @@ class QADataModule(_TrainValTestDataModule):
         """``"1.1"`` or ``"2.0"``: the corpus's ``version`` when it has one, else 2.0 when any
         split has an unanswerable question."""
         if self._version is None:
-            declared = normalize_version(getattr(self.corpus, "version", None))
+            declared = normalize_version(self.corpus.squad_version(self.task))
             if declared is None:
                 declared = "2.0" if any(ex.is_impossible for s in SPLITS for ex in self._split(s).examples) else "1.1"
             self._version = declared

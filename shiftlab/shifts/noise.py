@@ -14,11 +14,11 @@ import math
 
 import torch
 
+from shiftlab.utils.labels import IGNORE_INDEX
+
 from . import rng
 from .base import ShiftOutput, ShiftPolicy, build_policy, register_policy
 from .units import UnitView, build_units, compact_first
-
-IGNORE = -100
 
 
 def _check_fraction(policy: str, name: str, value: float) -> float:
@@ -100,7 +100,7 @@ class Mask(ShiftPolicy):
         replaced = to_mask | to_random
         positions = torch.arange(seq, device=input_ids.device).unsqueeze(0).expand_as(input_ids).clone()
         return ShiftOutput(ids, positions, torch.zeros_like(picked), replaced_mask=replaced, target_mask=picked,
-                           restore_ids=torch.where(replaced, input_ids, IGNORE))
+                           restore_ids=torch.where(replaced, input_ids, IGNORE_INDEX))
 
 
 @register_policy("delete")
@@ -119,7 +119,7 @@ class Delete(ShiftPolicy):
         deleted = _to_positions(units, _picked_units(units, keys, 33, self.rate))
         ids, source_index, attention = _close_up(input_ids, ~deleted, _padding(padding, special_mask), self.vocab.pad_id)
         return ShiftOutput(ids, source_index, _moved(source_index, attention), replaced_mask=torch.zeros_like(deleted),
-                           attention_mask=attention, restore_ids=torch.where(deleted, input_ids, IGNORE))
+                           attention_mask=attention, restore_ids=torch.where(deleted, input_ids, IGNORE_INDEX))
 
 
 def _poisson_cdf(lam: float, size: int) -> torch.Tensor:
@@ -179,7 +179,7 @@ class Infill(ShiftPolicy):
         ids = torch.where(replaced, self.vocab.mask_id, ids)
         return ShiftOutput(ids, source_index, _moved(source_index, attention), replaced_mask=replaced,
                            target_mask=replaced, attention_mask=attention,
-                           restore_ids=torch.where(covered, input_ids, IGNORE))
+                           restore_ids=torch.where(covered, input_ids, IGNORE_INDEX))
 
 
 @register_policy("compose")
@@ -218,14 +218,14 @@ class Compose(ShiftPolicy):
         replaced = torch.zeros_like(special_mask)
         target = torch.zeros_like(special_mask)
         attention = ~_padding(padding, special_mask)
-        restore = torch.full_like(input_ids, IGNORE)
+        restore = torch.full_like(input_ids, IGNORE_INDEX)
         for i, policy in enumerate(self.steps):
             gather = lambda t, source=source: torch.gather(t, 1, source) if t is not None else None  # noqa: E731
             out = policy.apply(ids, special, rng.derive(keys, i), gather(word_ids), gather(sentence_ids), ~attention)
             step_src = out.source_index
             # Tokens this step hid: record their original ids at their original positions.
             if out.restore_ids is not None:
-                hidden = (out.restore_ids != IGNORE) & ~replaced
+                hidden = (out.restore_ids != IGNORE_INDEX) & ~replaced
                 restore = restore.scatter(1, source, torch.where(hidden, out.restore_ids, torch.gather(restore, 1, source)))
             source = torch.gather(source, 1, step_src)
             replaced = torch.gather(replaced, 1, step_src) | _or_false(out.replaced_mask, replaced)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from shiftlab.utils.labels import IGNORE_INDEX
+
 
 def shift_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from labels: ``[start, y1 .. y(n-1)]``, with every ``-100`` replaced by the pad id.
@@ -17,4 +19,4 @@ def shift_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id:
     shifted = labels.new_zeros(labels.shape)
     shifted[:, 1:] = labels[:, :-1].clone()
     shifted[:, 0] = decoder_start_token_id
-    return shifted.masked_fill_(shifted == -100, pad_token_id)
+    return shifted.masked_fill_(shifted == IGNORE_INDEX, pad_token_id)

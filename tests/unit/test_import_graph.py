@@ -142,7 +142,8 @@ def test_the_shift_core_stays_pure_tensor_code():
     graph = import_graph()
     for module, targets in graph.items():
         if module.startswith("shiftlab.shifts"):
-            assert all(t.startswith("shiftlab.shifts") for t in targets), (module, targets)
+            # Its own modules, and the one constant it shares with the losses (IGNORE_INDEX).
+            assert all(t.startswith("shiftlab.shifts") or t == "shiftlab.utils.labels" for t in targets), (module, targets)
             source = module_names()[module].read_text(encoding="utf-8")
             for banned in ("lightning", "hydra", "transformers", "omegaconf"):
                 assert f"import {banned}" not in source and f"from {banned}" not in source, (module, banned)
