@@ -295,9 +295,15 @@ def describe_trainable(module: nn.Module) -> str:
 
 def finetune_step(backbone: Backbone, global_step: int) -> None:
     """Call after every optimiser step (gradients still present): AdaLoRA's rank allocation.
-    A no-op for the other modes."""
+    A no-op for the other modes.
+
+    ``global_step``: the optimiser steps done so far (Lightning's ``trainer.global_step`` after
+    the step). AdaLoRA's schedule takes the 0-based index of the step just taken, as transformers'
+    Trainer passes it; handing it the count instead skipped the importance update of the last
+    step, and a run of a single step then allocated ranks with no importance scores at all
+    (a KeyError inside PEFT)."""
     if getattr(backbone, "finetune_mode", None) == "adalora":
-        backbone.model.base_model.update_and_allocate(int(global_step))
+        backbone.model.base_model.update_and_allocate(max(0, int(global_step) - 1))
 
 
 def regularization_loss(backbone: Backbone) -> torch.Tensor | float:

@@ -78,3 +78,15 @@ def test_a_squad_format_corpus_runs_through_data_overrides(tmp_path):
     for key in ("exact_match", "f1", "has_ans_f1", "no_ans_f1"):
         assert f"qa/test/{key}" in metrics, key
     assert_reevaluated_alike(tmp_path / "run", metrics)
+
+
+@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3"])
+def test_every_finetuning_mode_trains_exports_and_restores_a_qa_model(mode, tmp_path):
+    # Shift-pretrained (3 steps): the PEFT modes export only their adapters, and restoring them
+    # needs the exported base (a random-init backbone has none to reload).
+    cfg = compose_run("task=qa", f"finetune={mode}", "data.corpus.n_pretrain=40",
+                      "data.corpus.n_train=32", "data.corpus.n_val=8", "data.corpus.n_test=12")
+    metrics = run(cfg, tmp_path)
+    assert 0 < metrics["qa/trainable_params"] and metrics["qa/trainable_fraction"] <= 1
+    assert (tmp_path / "qa" / "adapter").is_dir()
+    assert_reevaluated_alike(tmp_path, metrics)

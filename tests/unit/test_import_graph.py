@@ -155,3 +155,32 @@ def test_the_shift_core_stays_pure_tensor_code():
 ])
 def test_the_circle_finder_finds_circles(graph, expected):
     assert circles(graph) == expected
+
+
+FAMILY_WORDS = ("classification", "tagging", "generation", "question_answering", "Seq2Seq", "TaskDataModule",
+                "GenerationDataModule", "QADataModule", "TASK_MODULES")
+
+
+@pytest.mark.parametrize("module", ["shiftlab/pipeline.py", "shiftlab/evaluate.py", "shiftlab/stages"])
+def test_the_pipeline_and_shiftlab_eval_know_no_task_family(module):
+    """What differs between task families is a method of the family (shiftlab/families), so
+    the code that runs every task never names one (docstrings aside)."""
+    paths = [PACKAGE.parent / module] if module.endswith(".py") else sorted((PACKAGE.parent / module).glob("*.py"))
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            text = None
+            if isinstance(node, ast.Name):
+                text = node.id
+            elif isinstance(node, ast.Attribute):
+                text = node.attr
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                text = node.value
+            elif isinstance(node, ast.alias):
+                text = node.name
+            if text is not None:
+                found = [word for word in FAMILY_WORDS if word in text]
+                assert not found, f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', '?')} names {found}"
