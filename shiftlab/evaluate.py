@@ -36,7 +36,7 @@ def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: 
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     cfg = checked(OmegaConf.load(layout.config))  # a run written before a key existed gets its default
     seed_stage(cfg)
-    ctx = RunContext.build(cfg, layout.root)
+    ctx = RunContext.build(cfg, layout.root, trusted=False)  # a run directory may come from anyone
     chosen = tasks or list(ctx.tasks)
     missing = [task for task in chosen if not layout.adapter(task).exists()]
     if missing:

@@ -15,6 +15,7 @@ and writes ``metrics.json`` (flat keys like ``order/test/acc``) at the end, or `
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -29,6 +30,8 @@ from shiftlab.stages.finetuning import finetune
 from shiftlab.stages.pretraining import pretrain_or_reuse
 from shiftlab.stages.resume import Resume
 from shiftlab.trainers import finish_wandb
+from shiftlab.utils import interrupts
+from shiftlab.utils.interrupts import InterruptWatch, RunInterrupted
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
 from shiftlab.utils.run_info import JobInfo, RunRecord
 from shiftlab.utils.run_layout import RunLayout
@@ -64,14 +67,24 @@ def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: Wor
     record.update(world_size=world.size, processes=processes)
     progress = {"stage": "setup"}
     try:
-        metrics = _run_stages(cfg, layout, progress)
+        with InterruptWatch():
+            metrics = _run_stages(cfg, layout, progress)
         record.finish()
     except BaseException as error:
-        record.fail(error, progress["stage"])
-        finish_wandb(exit_code=1)
-        print(f"shiftlab: run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
-              f"(recorded in {layout.failure.resolve()})", flush=True)
-        raise
+        signum = interrupts.received()
+        if signum is None:
+            record.fail(error, progress["stage"])
+            finish_wandb(exit_code=1)
+            print(f"shiftlab: run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
+                  f"(recorded in {layout.failure.resolve()})", flush=True)
+            raise
+        interrupted = RunInterrupted(signum)
+        message = (f"{interrupted} in stage {progress['stage']!r}; resume with: shiftlab-train <the same overrides> "
+                   f"ckpt_path=last hydra.run.dir={layout.root.resolve()}")
+        record.fail(error, progress["stage"], signal_name=interrupted.signal_name, message=message)
+        finish_wandb(exit_code=interrupted.code)
+        print(f"shiftlab: run {message} (recorded in {layout.failure.resolve()})", file=sys.stderr, flush=True)
+        raise interrupted from error
     finish_wandb(exit_code=0)
     return metrics
 

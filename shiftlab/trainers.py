@@ -17,7 +17,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgre
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.distributed import is_rank_zero, trainer_plugins
-from shiftlab.tasks.resume import ExactResume
+from shiftlab.tasks.divergence import DivergenceGuard
+from shiftlab.tasks.resume import ExactResume, InterruptCheckpoint
 from shiftlab.utils.io import write_text_atomic
 from shiftlab.utils.run_layout import RunLayout
 
@@ -65,8 +66,9 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
 
 def build_callbacks(callbacks_cfg, stage_dir: Path, *, with_logger: bool) -> list:
     """The ``callbacks`` group's callbacks for one stage (checkpoints in ``<stage>/checkpoints``),
-    plus :class:`ExactResume`, which makes resuming from those checkpoints exact."""
-    callbacks: list = [ExactResume()]
+    plus :class:`ExactResume`, which makes resuming from those checkpoints exact, and
+    :class:`DivergenceGuard`, which fails the stage when its loss becomes NaN or infinite."""
+    callbacks: list = [ExactResume(), DivergenceGuard(stage=stage_dir.name)]
     for spec in (callbacks_cfg or {}).values():
         if spec is None:
             continue
@@ -75,6 +77,9 @@ def build_callbacks(callbacks_cfg, stage_dir: Path, *, with_logger: bool) -> lis
             continue  # it needs a logger to write to (logger=none)
         extra = {"dirpath": str(stage_dir / "checkpoints")} if target.endswith("ModelCheckpoint") else {}
         callbacks.append(instantiate(spec, **extra))
+    # A signal stops the stage at a batch boundary, with a resumable last.ckpt where it keeps checkpoints.
+    keeps_checkpoints = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    callbacks.append(InterruptCheckpoint(str(stage_dir / "checkpoints") if keeps_checkpoints else None))
     return callbacks
 
 

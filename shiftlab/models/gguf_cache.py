@@ -31,11 +31,11 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 from pathlib import Path
 
 from shiftlab.utils.cache import CACHE_ENV, cache_root  # noqa: F401 - re-exported
+from shiftlab.utils.io import make_temp_dir
 
 log = logging.getLogger("shiftlab")
 
@@ -101,7 +101,8 @@ def gguf_dir(module: str, pip_name: str = "", *, root: str | Path | None = None)
     require_gguf(gguf, pip_name)
     root.mkdir(parents=True, exist_ok=True)
     _remove_dead_partials(root, key)
-    partial = Path(tempfile.mkdtemp(prefix=f".{key}.partial-{socket.gethostname()}-{os.getpid()}-", dir=root))
+    # The usual mode (0o777 less the umask, not mkdtemp's 0o700): a shared cache stays usable.
+    partial = make_temp_dir(root, f".{key}.partial-{socket.gethostname()}-{os.getpid()}-")
     try:
         started = time.perf_counter()
         print(f"shiftlab: dequantising {gguf.name} once into {destination} ...", flush=True)
@@ -111,7 +112,6 @@ def gguf_dir(module: str, pip_name: str = "", *, root: str | Path | None = None)
             "source": str(gguf), "package": pip_name, "version": _package_version(module, pip_name),
             "gguf_file": gguf.name, "gguf_bytes": gguf.stat().st_size, "seconds": seconds,
         }, indent=2) + "\n")
-        _readable(partial)
         _move_into_place(partial, destination)
         print(f"shiftlab: {gguf.name} dequantised in {seconds} s", flush=True)
     finally:
@@ -136,15 +136,6 @@ def _move_into_place(partial: Path, destination: Path) -> None:
         if not is_complete(destination):
             raise
         log.info("%s was built meanwhile by another process; dropping this copy", destination)
-
-
-def _readable(directory: Path) -> None:
-    """Usual permissions (mkdtemp makes the folder private): a shared cache stays usable."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for path in directory.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def _remove_dead_partials(root: Path, key: str) -> None:

@@ -3,8 +3,11 @@
 * A row is one combination of values of the row keys (dotted config keys); all the runs that
   share it (normally: the seeds) are aggregated: mean, sample std (``ddof=1``; none when n = 1)
   and n, from the *completed* runs only. Failed and incomplete runs are counted per row and
-  listed in :attr:`Table.issues`; so is a metric missing from (or not a finite number in) a
-  completed run's metrics.json.
+  listed in :attr:`Table.issues`; so is a metric missing from (or not a number in) a completed
+  run's metrics.json.
+* A completed run with a NaN or infinite value (also the strings ``"NaN"``, ``"Infinity"``) in
+  one of the table's metrics diverged: it counts as *failed* in its row ("non-finite metric
+  <name>"), left out of every metric's mean, not only that one's.
 * A row key missing from some runs' configs (``shift.params.rate`` of the ``identity`` policy)
   is a value of its own, shown as ``—``; a key missing from *every* run is an error (a typo).
 * Rows are sorted by their key values: missing first, then numbers numerically, then strings.
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import statistics
@@ -25,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .collect import FAILED, INCOMPLETE, MISSING, Run, TableError, describe_missing_key, flatten
+from .collect import FAILED, INCOMPLETE, MISSING, Run, TableError, describe_missing_key, flatten, is_non_finite
 from .table import Cell, Issue, Row, Table
 from .values import format_value, value_key
 
@@ -115,7 +119,7 @@ def available_metrics(runs: Iterable[Run]) -> list[str]:
     for run in runs:
         if run.completed:
             names.update(key for key, value in run.metrics.items()
-                         if isinstance(value, (int, float)) and not isinstance(value, bool))
+                         if isinstance(value, (int, float)) and not isinstance(value, bool) or is_non_finite(value))
     return sorted(names)
 
 
@@ -175,6 +179,19 @@ def _check_row_keys(runs: Sequence[Run], row_keys: Sequence[str]) -> None:
                 f"config key {key!r} is in no run's config ({len(runs)} runs; e.g. "
                 f"{example.path / 'config.yaml'}: {describe_missing_key(example.config, key)})"
             )
+
+
+def _failed_if_non_finite(run: Run, metrics: Sequence[str]) -> Run:
+    """A completed run with a NaN / infinite value in one of ``metrics``, as a failed run (a copy;
+    ``run`` is left as it is): its numbers come from weights that diverged, none of them counts."""
+    if not run.completed:
+        return run
+    bad = [(metric, run.metrics[metric]) for metric in metrics
+           if metric in run.metrics and is_non_finite(run.metrics[metric])]
+    if not bad:
+        return run
+    detail = "non-finite metric " + ", ".join(f"{metric} ({value})" for metric, value in bad)
+    return dataclasses.replace(run, status=FAILED, detail=detail)
 
 
 def _mark_best(rows: Sequence[Row], metric: str, lower: bool) -> None:
@@ -244,6 +261,7 @@ def build_table(
 
     groups: dict[tuple, Row] = {}
     for run in runs:
+        run = _failed_if_non_finite(run, metric_names)
         values = tuple(run.get(key) for key in row_keys)
         group = tuple(value_key(value) for value in values)
         groups.setdefault(group, Row(values=values, runs=[])).runs.append(run)

@@ -17,6 +17,7 @@ A W&B offline run directory (``wandb/offline-run-*``, with ``files/config.yaml``
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -38,6 +39,7 @@ __all__ = [
     "collect_runs",
     "describe_missing_key",
     "flatten",
+    "is_non_finite",
     "lookup",
     "natural_key",
     "read_run",
@@ -97,6 +99,21 @@ class Run:
     def get(self, key: str, default: Any = MISSING) -> Any:
         """The value of the dotted config key ``key`` (``shift.params.rate``), or ``default``."""
         return lookup(self.config, key, default)
+
+
+#: How JSON writers spell the non-finite numbers as strings (Python's json writes them bare:
+#: ``NaN``, ``Infinity``, ``-Infinity``, which it reads back as floats).
+_NON_FINITE_STRINGS = frozenset({"nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+
+
+def is_non_finite(value: Any) -> bool:
+    """Whether a metric's value is NaN or infinite: a float, or a string such as ``"NaN"`` or
+    ``"Infinity"`` (how some JSON writers spell them)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return not math.isfinite(value)
+    return isinstance(value, str) and value.strip().lower() in _NON_FINITE_STRINGS
 
 
 def lookup(config: Any, key: str, default: Any = MISSING) -> Any:
@@ -274,7 +291,8 @@ def read_wandb_run(path: str | Path, label: str | None = None) -> Run:
     run.metrics = {
         _normalize_wandb_key(key): value
         for key, value in summary.items()
-        if not key.startswith("_") and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not key.startswith("_") and (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                        or is_non_finite(value))
     }
     return run
 

@@ -16,8 +16,37 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from shiftlab.utils import interrupts
 
 KEY = "shiftlab_rng_states"
+
+
+class InterruptCheckpoint(Callback):
+    """Tells :mod:`shiftlab.utils.interrupts` that a Trainer loop is running (a signal then stops
+    it at the next batch boundary), and when training stops for a signal, saves a resumable
+    ``last.ckpt`` in ``dirpath`` (``None``: the stage keeps no checkpoints), so that
+    ``ckpt_path=last`` continues from the step the signal arrived at. Errors save nothing: a
+    checkpoint of a run that failed (a NaN, say) is not one to resume from."""
+
+    def __init__(self, dirpath=None):
+        self.dirpath = dirpath
+        self.saved: str | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        interrupts.trainer_started(trainer)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        interrupts.trainer_ended(trainer)
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        signalled = isinstance(exception, (SIGTERMException, interrupts.RunInterrupted)) or interrupts.received()
+        if not signalled or self.dirpath is None or trainer.state.fn != "fit":
+            return
+        path = f"{self.dirpath}/last.ckpt"
+        trainer.save_checkpoint(path)
+        self.saved = path
 
 
 class ExactResume(Callback):

@@ -108,20 +108,27 @@ class RunRecord:
             os.replace(self.failure_path, self.layout.resumed_failure)
         self.update(status="completed", ended=_iso(time.time()), duration_s=round(time.time() - self.started, 2))
 
-    def fail(self, error: BaseException, stage: str | None) -> None:
-        """Record the failure (``failure.json``) and mark the run failed; never raises itself."""
+    def fail(self, error: BaseException, stage: str | None, *, signal_name: str | None = None,
+             message: str | None = None) -> None:
+        """Record the failure (``failure.json``) and mark the run ``failed``, or ``interrupted``
+        when a signal stopped it (``signal_name``); never raises itself. ``message`` replaces the
+        error's own text (an interruption's says what to do next)."""
+        status = "interrupted" if signal_name else "failed"
+        text = message if message is not None else str(error)
         record = {
-            "status": "failed",
+            "status": status,
             "stage": stage,
             "error": type(error).__name__,
-            "message": str(error),
+            "message": text,
             "traceback": "".join(traceback.format_exception(type(error), error, error.__traceback__)),
             "ended": _iso(time.time()),
         }
+        if signal_name:
+            record["signal"] = signal_name
         try:
             write_json_atomic(self.failure_path, record)
-            self.update(status="failed", stage=stage, error=f"{type(error).__name__}: {error}", ended=record["ended"],
-                        duration_s=round(time.time() - self.started, 2))
+            self.update(status=status, stage=stage, error=f"{type(error).__name__}: {text}", ended=record["ended"],
+                        duration_s=round(time.time() - self.started, 2), **({"signal": signal_name} if signal_name else {}))
         except OSError:
             pass
 

@@ -469,3 +469,45 @@ def test_a_metric_a_whole_row_does_not_report_is_one_note_not_one_per_run(tmp_pa
     assert table.rows[0].cells["ner/test/entity_f1"].n == 0
     assert main([str(tmp_path), "--metrics", "order/test/acc", "ner/test/entity_f1", "--strict"]) == 1
     assert "reported by no run of 1 row" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "NaN", "Infinity"])
+def test_a_run_with_a_non_finite_metric_counts_as_failed_in_every_column(tmp_path: Path, bad, capsys) -> None:
+    # seed 1 of token_move diverged: a NaN loss beside a plausible accuracy
+    sweep = write_sweep(tmp_path / "sweep")
+    metrics = json.loads((sweep / "4_x4" / "metrics.json").read_text())
+    metrics["order/test/loss"] = bad
+    (sweep / "4_x4" / "metrics.json").write_text(json.dumps(metrics))  # Python's json: a bare NaN / Infinity
+
+    runs = collect_runs([sweep])
+    assert {run.label: run.status for run in runs}["4_x4"] == COMPLETED  # metrics.json was written
+    table = build_table(runs)
+    identity, token_move = table.rows
+    assert [(row.n, row.failed, row.incomplete) for row in table.rows] == [(3, 0, 0), (2, 1, 0)]
+    others = [0, 2]  # the seeds that did not diverge
+    for metric, values in (("order/test/acc", ACC), ("order/test/loss", LOSS)):
+        cell = token_move.cells[metric]
+        assert cell.n == 2 and cell.values == [values["token_move"][s] for s in others]
+        assert cell.mean == pytest.approx(statistics.fmean(values["token_move"][s] for s in others))
+        assert identity.cells[metric].n == 3
+    assert [(issue.kind, issue.run.label) for issue in table.issues] == [(FAILED, "4_x4")]
+    shown = str(bad)
+    assert table.issues[0].describe() == (f"4_x4 (shift.name=token_move, seed=1): non-finite metric "
+                                          f"order/test/loss ({shown})")
+    assert next(run for run in runs if run.label == "4_x4").status == COMPLETED  # the runs given are left as they are
+
+    markdown = table.to_markdown()
+    assert "| token_move |   2 |      1 | **0.860 ± 0.014** |" in markdown
+    assert ("Failed runs (not in the means):\n- `4_x4` (shift.name=token_move, seed=1): non-finite metric "
+            f"order/test/loss ({shown})\n") in markdown
+    assert "nan" not in markdown.split("Failed runs")[0].lower()
+    assert "% - 4_x4 (shift.name=token_move, seed=1): non-finite metric order/test/loss" in table.to_latex()
+    assert "token_move,2,1,0," in table.to_csv()
+
+    # a metric the table does not show does not fail the run
+    only_acc = build_table(runs, metrics=["order/test/acc"])
+    assert [(row.n, row.failed) for row in only_acc.rows] == [(3, 0), (3, 0)] and not only_acc.issues
+
+    assert main([str(sweep), "--strict"]) == 1
+    assert "warning: failed run: 4_x4 (shift.name=token_move, seed=1): non-finite metric order/test/loss" in (
+        capsys.readouterr().err)
