@@ -14,6 +14,7 @@ and writes ``metrics.json`` (flat keys like ``order/test/acc``) at the end, or `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -28,7 +29,7 @@ from shiftlab.run_context import RunContext
 from shiftlab.stages.common import format_summary, prefixed, seed_stage
 from shiftlab.stages.finetuning import finetune
 from shiftlab.stages.pretraining import pretrain_or_reuse
-from shiftlab.stages.resume import Resume
+from shiftlab.stages.resume import Resume, RunDirectoryLock, check_run_directory
 from shiftlab.trainers import finish_wandb
 from shiftlab.utils import interrupts
 from shiftlab.utils.interrupts import InterruptWatch, RunInterrupted
@@ -45,14 +46,17 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dic
     cfg = checked(cfg)  # every default filled in and every value checked, before anything is written
     layout = RunLayout(run_dir)
     launcher = external_launcher()
-    if launcher is None:  # the job's first process: the config the other ranks will read
-        _write_config(cfg, layout)
-    with distributed_job(cfg.trainer, layout.root, layout.config) as (world, run_dir):
-        layout = RunLayout(run_dir)
-        if world.is_zero and launcher in ("torchrun", "slurm"):
+    with contextlib.ExitStack() as owned:
+        if launcher is None:  # the job's first process: it owns the directory and writes the config ranks read
+            check_run_directory(cfg, layout)  # another run's directory, or a resume that changes the run: refused
+            owned.enter_context(RunDirectoryLock(layout))
             _write_config(cfg, layout)
-        processes = gather_objects(os.getpid())  # recorded in run_info.json
-        return _run_job(cfg, layout, job, world, processes)
+        with distributed_job(cfg.trainer, layout.root, layout.config) as (world, run_dir):
+            layout = RunLayout(run_dir)
+            if world.is_zero and launcher in ("torchrun", "slurm"):
+                _write_config(cfg, layout)
+            processes = gather_objects(os.getpid())  # recorded in run_info.json
+            return _run_job(cfg, layout, job, world, processes)
 
 
 def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: World,
@@ -73,17 +77,19 @@ def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: Wor
     except BaseException as error:
         signum = interrupts.received()
         if signum is None:
-            record.fail(error, progress["stage"])
+            recorded = record.fail(error, progress["stage"])
             finish_wandb(exit_code=1)
             print(f"shiftlab: run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
-                  f"(recorded in {layout.failure.resolve()})", flush=True)
+                  + (f"(recorded in {layout.failure.resolve()})" if recorded else "(not recorded: see stderr)"),
+                  flush=True)
             raise
         interrupted = RunInterrupted(signum)
         message = (f"{interrupted} in stage {progress['stage']!r}; resume with: shiftlab-train <the same overrides> "
                    f"ckpt_path=last hydra.run.dir={layout.root.resolve()}")
-        record.fail(error, progress["stage"], signal_name=interrupted.signal_name, message=message)
+        recorded = record.fail(error, progress["stage"], signal_name=interrupted.signal_name, message=message)
         finish_wandb(exit_code=interrupted.code)
-        print(f"shiftlab: run {message} (recorded in {layout.failure.resolve()})", file=sys.stderr, flush=True)
+        print(f"shiftlab: run {message} " + (f"(recorded in {layout.failure.resolve()})" if recorded else
+                                             "(not recorded: see above)"), file=sys.stderr, flush=True)
         raise interrupted from error
     finish_wandb(exit_code=0)
     return metrics

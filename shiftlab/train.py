@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     from shiftlab.pipeline import run
+    from shiftlab.stages.resume import RunDirectoryError
     from shiftlab.utils.run_info import JobInfo
 
     try:  # preflight checked the command line's config; this checks each job of any sweep
@@ -56,7 +57,11 @@ def train(cfg: DictConfig) -> float | None:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         job.num, job.sweep_dir = int(hydra_cfg.job.num), str(hydra_cfg.sweep.dir)
         cfg.run_group = job.group  # one W&B group per sweep
-    metrics = run(cfg, run_dir, job)
+    try:
+        metrics = run(cfg, run_dir, job)
+    except RunDirectoryError as error:  # nothing ran: one message, no traceback
+        sys.stderr.write(f"shiftlab-train: {error}\n")
+        sys.exit(2)
     return objective_value(metrics, cfg.optimize_metric)
 
 

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgre
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.distributed import is_rank_zero, trainer_plugins
+from shiftlab.tasks.csv_history import ResumableCSVLogger, checkpoint_step
 from shiftlab.tasks.divergence import DivergenceGuard
 from shiftlab.tasks.resume import ExactResume, InterruptCheckpoint
 from shiftlab.utils.io import write_text_atomic
@@ -46,7 +47,7 @@ def uses_gpu(cfg) -> bool:
 SHIFTLAB_TRAINER_KEYS = ("compile", "progress_refresh_rate")
 
 
-def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
+def make_trainer(cfg, stage: str, run_dir: Path, resume_from: str | None = None, **limits: Any) -> L.Trainer:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     own = {key: kwargs.pop(key) for key in SHIFTLAB_TRAINER_KEYS if key in kwargs}
     refresh = int(own.get("progress_refresh_rate") or 1)
@@ -55,12 +56,20 @@ def make_trainer(cfg, stage: str, run_dir: Path, **limits: Any) -> L.Trainer:
     # not wrap it in a DistributedSampler.
     kwargs["use_distributed_sampler"] = False
     stage_dir = RunLayout(run_dir).stage(stage)
-    loggers = build_loggers(cfg.logger, stage, stage_dir, cfg)
+    loggers = build_loggers(cfg.logger, stage, stage_dir, cfg, resume_from=resume_from)
     callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
     if kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(TQDMProgressBar(refresh_rate=refresh))
     kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     kwargs["plugins"] = list(kwargs.get("plugins") or []) + trainer_plugins()
+    from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
+
+    from shiftlab.tasks.atomic_checkpoint import AtomicCheckpointIO
+
+    # Checkpoints written atomically (a full disk leaves the previous one intact) and a corrupt one
+    # named when read; Lightning takes one CheckpointIO only, so a user's own comes first.
+    if not any(isinstance(plugin, CheckpointIO) for plugin in kwargs["plugins"]):
+        kwargs["plugins"].append(AtomicCheckpointIO())
     return L.Trainer(default_root_dir=str(stage_dir), logger=loggers or False, callbacks=callbacks, **kwargs)
 
 
@@ -83,13 +92,23 @@ def build_callbacks(callbacks_cfg, stage_dir: Path, *, with_logger: bool) -> lis
     return callbacks
 
 
-def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | None = None) -> list:
+def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | None = None, *,
+                  resume_from: str | None = None) -> list:
     """Instantiate every logger of the ``logger`` group for one stage, writing under the run dir.
 
     W&B: one run per job, shared by its stages (metrics prefixed ``<stage>-``), created by the
     first stage with the job's name, group (the sweep), tags and the resolved config; finished
-    when the job ends (:func:`run`), so the next job of a multirun starts its own."""
+    when the job ends (:func:`run`), so the next job of a multirun starts its own.
+
+    ``resume_from``: the checkpoint the stage resumes from. CSV keeps the interrupted session's
+    rows that the checkpoint covered (:class:`~shiftlab.tasks.csv_history.ResumableCSVLogger`);
+    TensorBoard appends a new events file in the same directory, whose first event tells
+    TensorBoard to drop the earlier files' events from the checkpoint's step on (``purge_step``),
+    which the resumed session logs again."""
     loggers = []
+    step = checkpoint_step(resume_from) if resume_from and any(
+        str((spec or {}).get("_target_", "")).endswith(("CSVLogger", "TensorBoardLogger"))
+        for spec in (logger_cfg or {}).values()) else None
     for spec in (logger_cfg or {}).values():
         if spec is None:
             continue
@@ -97,6 +116,8 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         extra: dict[str, Any] = {"save_dir": str(stage_dir.parent)}
         if target.endswith(("CSVLogger", "TensorBoardLogger")):
             extra.update(name=stage, version="")
+            if step is not None:
+                extra.update(resumable_logger(target, step))
         elif target.endswith("WandbLogger"):
             extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
@@ -107,6 +128,19 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
             write_text_atomic(RunLayout(stage_dir.parent).wandb_id, str(logger.experiment.id))
         loggers.append(logger)
     return loggers
+
+
+def resumable_logger(target: str, step: int) -> dict[str, Any]:
+    """The arguments that make a CSV or TensorBoard logger continue a stage resumed at ``step``."""
+    from hydra.utils import get_class
+    from lightning.pytorch.loggers import CSVLogger
+
+    if target.endswith("TensorBoardLogger"):
+        return {"purge_step": step}
+    cls = get_class(target)
+    if cls is CSVLogger:  # Lightning's own: the resumable one, with the user's other arguments
+        return {"_target_": f"{ResumableCSVLogger.__module__}.{ResumableCSVLogger.__qualname__}", "resume_step": step}
+    return {"resume_step": step} if issubclass(cls, ResumableCSVLogger) else {}
 
 
 def wandb_run_arguments(cfg: DictConfig | None, stage: str, run_dir: Path) -> dict[str, Any]:

@@ -21,6 +21,19 @@ class _LabelledFamily(TaskFamily):
     module_class: type
     save_reports: Any
 
+    def check(self, corpus, task, *, mode, trainer_cfg) -> None:
+        """Also reads every split's labels, so that a label the training split lacks (or a
+        malformed file) is reported before any pretraining, naming the file."""
+        super().check(corpus, task, mode=mode, trainer_cfg=trainer_cfg)
+        known = set(corpus.label_names(task))
+        for split in ("train", "val", "test"):
+            labels = corpus.labelled(task, split).labels
+            flat = {label for row in labels for label in row} if labels and isinstance(labels[0], list) else set(labels)
+            unknown = sorted(map(str, flat - known))
+            if unknown:
+                raise ValueError(f"task {task!r}, split {split!r}: label(s) {', '.join(unknown[:5])} not among the "
+                                 f"task's labels {', '.join(map(str, sorted(known)))}")
+
     def data_module(self, corpus, task, tokenizer, framing, loader: LoaderSettings, params: dict) -> TaskDataModule:
         data = TaskDataModule(corpus, task, tokenizer, framing, seed=loader.seed, batch_size=loader.batch_size,
                               num_workers=loader.num_workers, max_length=loader.max_length, **params)

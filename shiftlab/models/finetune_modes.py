@@ -379,6 +379,7 @@ def load_finetuned(base: BackboneSpec | dict | str | Path | None, directory: str
     from safetensors.torch import load_file
 
     directory = Path(directory)
+    _check_export(directory)
     info = json.loads((directory / MODE_FILE).read_text())
     mode, kind, name, params = info["mode"], info["kind"], info["name"], dict(info.get("params") or {})
     lm_head = bool(info.get("lm_head", False))  # generation tasks keep the vocabulary head
@@ -390,21 +391,90 @@ def load_finetuned(base: BackboneSpec | dict | str | Path | None, directory: str
         spec = _base_spec(base, kind, name)
         backbone = build_backbone(spec, tokenizer, with_lm_head=lm_head)
         if mode in PEFT_MODES:
-            backbone.model = PeftModel.from_pretrained(backbone.model, str(directory), is_trainable=is_trainable)
+            with _reading(directory, directory / "adapter_model.safetensors"):
+                backbone.model = PeftModel.from_pretrained(backbone.model, str(directory), is_trainable=is_trainable)
             backbone.finetune_mode, backbone.finetune_params = mode, params
         elif mode == "prefix":
             params.pop("geometry", None)
             params.update(init="random", init_token_ids=None)
             backbone = apply_finetune_mode(backbone, "prefix", lm_head=lm_head, **params)
-            backbone.prefix.load_state_dict(load_file(str(directory / PREFIX_FILE), device=str(_device_of(backbone))))
+            with _reading(directory, directory / PREFIX_FILE):
+                state = load_file(str(directory / PREFIX_FILE), device=str(_device_of(backbone)))
+            backbone.prefix.load_state_dict(state)
         else:
             backbone = apply_finetune_mode(backbone, mode, lm_head=lm_head, **params)
     if head is not None:
-        head.load_state_dict(load_file(str(directory / HEAD_FILE), device=str(_device_of(head))))
+        with _reading(directory, directory / HEAD_FILE):
+            state = load_file(str(directory / HEAD_FILE), device=str(_device_of(head)))
+        head.load_state_dict(state)
     if not is_trainable:
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
     return backbone
+
+
+class CorruptExportError(RuntimeError):
+    """A file of a fine-tuned model's export (``export_adapter``) that cannot be read: truncated
+    (a full disk, a killed copy) or corrupt."""
+
+    def __init__(self, path: Path, directory: Path, reason: str):
+        self.path, self.directory, self.reason = str(path), str(directory), reason
+        super().__init__(
+            f"{path} is not a readable file of the fine-tuned model in {directory} (truncated or corrupt: {reason}); "
+            f"re-run the task that wrote it (fine-tune again) to export it anew, then evaluate that export"
+        )
+
+
+def _check_export(directory: Path) -> None:
+    """Every JSON and safetensors file of an export is whole (cheap: headers and sizes, no tensor
+    is read), so that a truncated one is named before a library reads it and says only why."""
+    for path in sorted(directory.glob("*.json")):
+        with _reading(directory, path):
+            json.loads(path.read_text(encoding="utf-8"))
+    for path in sorted(directory.glob("*.safetensors")):
+        _check_safetensors(directory, path)
+
+
+def _check_safetensors(directory: Path, path: Path) -> None:
+    """A safetensors file is an 8-byte little-endian header length, the JSON header, then the
+    tensors' bytes; the header's largest ``data_offsets`` end must be where the file ends."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise CorruptExportError(path, directory, f"{size} bytes, shorter than a safetensors header")
+            length = int.from_bytes(prefix, "little")
+            if length > size - 8:
+                raise CorruptExportError(path, directory, f"its header claims {length} bytes, the file has {size}")
+            header = json.loads(handle.read(length).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CorruptExportError(path, directory, f"unreadable header: {error}") from error
+    ends = [entry["data_offsets"][1] for key, entry in header.items()
+            if key != "__metadata__" and isinstance(entry, dict) and "data_offsets" in entry]
+    expected = 8 + length + max(ends, default=0)
+    if expected != size:
+        raise CorruptExportError(path, directory, f"{size} bytes where its header says {expected}")
+
+
+class _reading:
+    """Turns an error reading ``path`` (a safetensors or JSON error, an early end) into
+    :class:`CorruptExportError` naming it; other errors (a missing file, a wrong base) pass."""
+
+    def __init__(self, directory: Path, path: Path):
+        self.directory, self.path = directory, path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None or isinstance(error, CorruptExportError):
+            return False
+        from safetensors import SafetensorError
+
+        if isinstance(error, (SafetensorError, json.JSONDecodeError, UnicodeDecodeError, EOFError)):
+            raise CorruptExportError(self.path, self.directory, f"{type(error).__name__}: {error}") from error
+        return False
 
 
 def _base_spec(base, kind: str, name: str) -> BackboneSpec:

@@ -51,7 +51,8 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
     log.info("fine-tuning on %s (%s), finetune=%s", task, family.name, mode)
 
-    trainer = make_trainer(cfg, task, run_dir, max_epochs=stage.max_epochs, max_steps=stage.max_steps or -1)
+    trainer = make_trainer(cfg, task, run_dir, resume_from=ckpt_path, max_epochs=stage.max_epochs,
+                           max_steps=stage.max_steps or -1)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     # The last epoch's validation (it ran at the end of fit) and one test pass, whose
     # predictions the reports reuse.

@@ -96,7 +96,7 @@ def pretrain(cfg, data: ShiftPretrainDataModule, policy, tokenizer, spec: Backbo
     # across epoch boundaries, and once more at the end.
     every = stage.val_check_interval
     schedule = {"val_check_interval": every, "check_val_every_n_epoch": None} if every else {}
-    trainer = make_trainer(cfg, "pretrain", run_dir, max_steps=stage.max_steps, **schedule)
+    trainer = make_trainer(cfg, "pretrain", run_dir, resume_from=ckpt_path, max_steps=stage.max_steps, **schedule)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     results = trainer.validate(module, datamodule=data, verbose=False)
     finish_loggers(trainer)

@@ -43,3 +43,100 @@ class Resume:
     def mark_finished(self, stage: str, results: dict[str, float]) -> None:
         if is_rank_zero():
             write_json_atomic(self.layout.stage_marker(stage), results)
+
+
+# A run directory belongs to one run -------------------------------------------------------------
+
+# Config keys that may differ between a run and its resumption: where and how it runs, what it
+# logs, how fast data arrives; never what it computes. Prefixes match whole dotted keys.
+SAFE_ON_RESUME = ("ckpt_path", "logger", "callbacks", "launcher", "hparams_search", "paths", "run_group",
+                  "optimize_metric", "trainer.devices", "trainer.num_nodes", "trainer.enable_progress_bar",
+                  "trainer.progress_refresh_rate", "trainer.enable_model_summary", "trainer.log_every_n_steps",
+                  "trainer.profiler", "data.num_workers", "data.num_proc", "data.prefetch_factor", "data.cache",
+                  "pretrain.reuse")
+# What Hydra puts in a run directory before the run starts, and the run's lock file.
+_NOT_A_RUN = (".hydra", "train.log", ".lock")
+
+
+class RunDirectoryError(ValueError):
+    """A run directory that cannot be used as asked: another run's, or not the run to resume."""
+
+
+def check_run_directory(cfg, layout: RunLayout) -> None:
+    """Refuse, before anything is written, a new run into a directory that holds a run, and a
+    resumption whose config differs from the stored one in anything but :data:`SAFE_ON_RESUME`."""
+    from omegaconf import OmegaConf
+
+    root = layout.root
+    resume = cfg.ckpt_path not in (None, "", "null")
+    used = sorted(p.name for p in root.iterdir() if p.name not in _NOT_A_RUN) if root.is_dir() else []
+    if not resume:
+        if used:
+            raise RunDirectoryError(
+                f"{root} already holds a run ({', '.join(used[:5])}{', ...' if len(used) > 5 else ''}): a new run "
+                f"would overwrite it. To continue that run: the same command with ckpt_path=last "
+                f"hydra.run.dir={root}; to start a new one: another hydra.run.dir (or none: each run gets its own)")
+        return
+    if not layout.config.is_file():
+        if cfg.ckpt_path == "last":
+            raise RunDirectoryError(
+                f"ckpt_path=last resumes the run in hydra.run.dir, and {root} holds none (no config.yaml): give the "
+                "directory of the run to resume, hydra.run.dir=<that run>")
+        return  # an explicit checkpoint file, into a new directory
+    from shiftlab.config_schema import checked
+
+    stored = _flat(OmegaConf.to_container(checked(OmegaConf.load(layout.config)), resolve=True))
+    asked = _flat(OmegaConf.to_container(cfg, resolve=True))
+    changed = [key for key in sorted(set(stored) | set(asked))
+               if stored.get(key, _ABSENT) != asked.get(key, _ABSENT) and not _safe(key)]
+    if changed:
+        shown = [f"{key} ({_show(stored.get(key, _ABSENT))} -> {_show(asked.get(key, _ABSENT))})" for key in changed[:8]]
+        raise RunDirectoryError(
+            f"resume refused: this config differs from the run's ({layout.config}) in {len(changed)} setting(s): "
+            f"{'; '.join(shown)}{'; ...' if len(changed) > 8 else ''}. Resume with the run's own settings, or start a "
+            f"new run in another directory. Settings that may change on resume: {', '.join(SAFE_ON_RESUME)}")
+
+
+_ABSENT = object()
+
+
+def _safe(key: str) -> bool:
+    return any(key == safe or key.startswith(safe + ".") for safe in SAFE_ON_RESUME)
+
+
+def _show(value) -> str:
+    return "absent" if value is _ABSENT else repr(value)
+
+
+def _flat(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        flat = {}
+        for key, value in tree.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat if flat or not prefix else {prefix[:-1]: {}}
+    return {prefix[:-1]: tree}
+
+
+class RunDirectoryLock:
+    """``with RunDirectoryLock(layout):`` this process owns the run directory; a second process
+    given the same directory fails at once, naming it."""
+
+    def __init__(self, layout: RunLayout):
+        from filelock import FileLock
+
+        layout.root.mkdir(parents=True, exist_ok=True)
+        self.path = layout.root / ".lock"
+        self.lock = FileLock(str(self.path), timeout=0)
+
+    def __enter__(self) -> "RunDirectoryLock":
+        from filelock import Timeout
+
+        try:
+            self.lock.acquire()
+        except Timeout:
+            raise RunDirectoryError(f"{self.path.parent} is in use by another shiftlab process (its lock: {self.path}); "
+                                    "give this run another hydra.run.dir") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()

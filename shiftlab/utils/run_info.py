@@ -109,10 +109,13 @@ class RunRecord:
         self.update(status="completed", ended=_iso(time.time()), duration_s=round(time.time() - self.started, 2))
 
     def fail(self, error: BaseException, stage: str | None, *, signal_name: str | None = None,
-             message: str | None = None) -> None:
+             message: str | None = None) -> bool:
         """Record the failure (``failure.json``) and mark the run ``failed``, or ``interrupted``
         when a signal stopped it (``signal_name``); never raises itself. ``message`` replaces the
-        error's own text (an interruption's says what to do next)."""
+        error's own text (an interruption's says what to do next). Returns whether ``failure.json``
+        was written: when it could not be (a full disk, a directory gone read-only), the failure
+        (status, stage, error, traceback) and why it was not recorded go to stderr instead, and so
+        does a ``run_info.json`` that could not be updated."""
         status = "interrupted" if signal_name else "failed"
         text = message if message is not None else str(error)
         record = {
@@ -125,12 +128,32 @@ class RunRecord:
         }
         if signal_name:
             record["signal"] = signal_name
+        failure_error = info_error = None
         try:
             write_json_atomic(self.failure_path, record)
+        except OSError as why:
+            failure_error = why
+        before = self.info.get("status")
+        try:
             self.update(status=status, stage=stage, error=f"{type(error).__name__}: {text}", ended=record["ended"],
                         duration_s=round(time.time() - self.started, 2), **({"signal": signal_name} if signal_name else {}))
-        except OSError:
+        except OSError as why:
+            info_error = why
+        if failure_error is None and info_error is None:
+            return True
+        lines = []
+        if failure_error is not None:
+            lines += [f"shiftlab: run {status} in stage {stage!r}: {type(error).__name__}: {text}",
+                      f"shiftlab: this failure could not be recorded in {self.failure_path} "
+                      f"({type(failure_error).__name__}: {failure_error})", record["traceback"].rstrip("\n")]
+        if info_error is not None:
+            lines.append(f"shiftlab: {self.path} could not be updated ({type(info_error).__name__}: {info_error}); "
+                         f"it still says status {before!r}")
+        try:
+            print("\n".join(lines), file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr is gone as well: nothing more can be done
             pass
+        return failure_error is None
 
 
 def _iso(timestamp: float) -> str:

@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 import shiftlab.run_context as run_context
 from shiftlab.evaluate import evaluate_run, main
-from shiftlab.run_context import ALLOWED_TARGETS_ENV, RunContext, UntrustedTargetError, check_corpus_targets
+from shiftlab.run_context import RunContext
+from shiftlab.utils.trusted_targets import ALLOWED_TARGETS_ENV, UntrustedTargetError, check_corpus_targets
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 DATA_OPTIONS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))

@@ -178,17 +178,18 @@ def test_pipeline_writes_the_generation_report_and_the_copy_baseline(toy_file, t
             "finetune=lora", "task.tasks.translation.decoding.max_new_tokens=8", "logger=none",
             "trainer.enable_progress_bar=false", "task.tasks.translation.metrics=[bleu,chrf,rouge]",
         ])
-    metrics = run(cfg, tmp_path)
+    run_dir = tmp_path / "run"  # a directory of its own: tmp_path holds the data file
+    metrics = run(cfg, run_dir)
     for key in ("translation/test/bleu", "translation/test/chrf", "translation/test/copy_source_bleu",
                 "translation/test/rouge1", "translation/test/rougeL", "translation/test/copy_source_rouge2",
                 "translation/test/loss", "translation/trainable_params", "pretrain/val/loss"):
         assert key in metrics, key
-    reports = tmp_path / "translation" / "reports"
+    reports = run_dir / "translation" / "reports"
     saved = json.loads((reports / "generation.json").read_text(encoding="utf-8"))
     assert saved["decoding"]["num_beams"] == 4 and "tok:zh" in saved["signatures"]["bleu"]
     assert (reports / "generation.txt").read_text(encoding="utf-8").count("hypothesis:") == 8
     assert (reports / "copy_source_baseline.json").exists()
-    assert (tmp_path / "translation" / "adapter" / "adapter_config.json").exists()
+    assert (run_dir / "translation" / "adapter" / "adapter_config.json").exists()
 
 
 @pytest.mark.skipif(not TATOEBA.exists(), reason=f"needs the real Tatoeba file {TATOEBA}")
@@ -218,8 +219,9 @@ def test_a_translation_run_evaluates_again_from_its_exports(mode, toy_file, tmp_
             f"finetune={mode}", "task.tasks.translation.decoding.max_new_tokens=8", "logger=none",
             "callbacks=none", "trainer.enable_progress_bar=false",
         ])
-    first = run(cfg, tmp_path)
-    again = evaluate_run(tmp_path)
+    run_dir = tmp_path / "run"  # a directory of its own: tmp_path holds the data file
+    first = run(cfg, run_dir)
+    again = evaluate_run(run_dir)
     for key in ("translation/test/bleu", "translation/test/chrf", "translation/test/loss"):
         assert again[key] == pytest.approx(first[key], abs=1e-6), key
-    assert (tmp_path / "translation" / "eval_test" / "generation.json").exists()
+    assert (run_dir / "translation" / "eval_test" / "generation.json").exists()
