@@ -92,4 +92,6 @@ def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
     run(config("logger=wandb", "ckpt_path=last"), tmp_path)
     assert (tmp_path / "wandb_run_id").read_text() == first_id
     runs = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.name.endswith(first_id) for r in runs)  # one W&B run id, two sessions
+    # One W&B run id, two sessions. (W&B names a session's directory offline-run-<time>-<id>, and adds
+    # "-1" when two sessions of the run start within the same second.)
+    assert len(runs) == 2 and all(r.name.split("-")[3] == first_id for r in runs), [r.name for r in runs]
