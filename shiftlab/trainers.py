@@ -13,10 +13,12 @@ from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
+from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.distributed import is_rank_zero, trainer_plugins
+from shiftlab.tasks.atomic_checkpoint import AtomicCheckpointIO
 from shiftlab.tasks.csv_history import ResumableCSVLogger, checkpoint_step
 from shiftlab.tasks.divergence import DivergenceGuard
 from shiftlab.tasks.resume import ExactResume, InterruptCheckpoint
@@ -62,10 +64,6 @@ def make_trainer(cfg, stage: str, run_dir: Path, resume_from: str | None = None,
         callbacks.append(TQDMProgressBar(refresh_rate=refresh))
     kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     kwargs["plugins"] = list(kwargs.get("plugins") or []) + trainer_plugins()
-    from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
-
-    from shiftlab.tasks.atomic_checkpoint import AtomicCheckpointIO
-
     # Checkpoints written atomically (a full disk leaves the previous one intact) and a corrupt one
     # named when read; Lightning takes one CheckpointIO only, so a user's own comes first.
     if not any(isinstance(plugin, CheckpointIO) for plugin in kwargs["plugins"]):

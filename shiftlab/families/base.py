@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import lightning as L
 
 from shiftlab.data.corpus import Corpus, require
-from shiftlab.models import Backbone, BackboneSpec
+from shiftlab.models import Backbone, BackboneSpec, build_backbone
 from shiftlab.models.finetune_modes import export_adapter, load_finetuned
 from shiftlab.tasks.optim import OptimConfig
 
@@ -88,8 +88,6 @@ class TaskFamily:
 
     def restore(self, base: BackboneSpec, directory: Path, tokenizer, data, params: dict):
         """The module of a finished run, from its export (the inverse of :meth:`export`)."""
-        from shiftlab.models import build_backbone
-
         module = self.module(build_backbone(base, tokenizer, with_lm_head=self.keeps_lm_head), data, None, params)
         module.backbone = load_finetuned(base, directory, tokenizer, head=getattr(module, "head", None))
         return module

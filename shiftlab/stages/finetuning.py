@@ -34,8 +34,7 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     stage = cfg.finetune
     seed_stage(cfg)
     family = family_for(corpus, task)
-    mode = cfg.finetune.name
-    family.check(corpus, task, mode=mode, trainer_cfg=cfg.trainer)
+    mode = cfg.finetune.name  # family.check(...) ran in RunContext.build, before any stage
     data_params, module_params = family.split_params(task_cfg)
     data = family.data_module(corpus, task, tokenizer, framing, loader_settings(cfg, num_workers=cfg.data.num_workers),
                               data_params)
