@@ -132,6 +132,10 @@ def _stage(name: str, resume: Resume, work: Callable[[], dict[str, float]]) -> d
         results["time_s"] = round(time.perf_counter() - started, 2)
         resume.mark_finished(name, results)
         barrier()
+        if interrupts.received() is not None:
+            # A signal that came after the stage's last training batch (in its final validation or its
+            # test): the stage is complete and recorded, and the run stops here.
+            raise RunInterrupted(interrupts.received())
     return prefixed(name, results)
 
 

@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import time
 import weakref
@@ -175,7 +176,7 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # fast tokenizers must not fork their threads
         global _FORKED_JOB
         _FORKED_JOB = job  # the workers inherit it through fork: sources and tokenizer are not pickled per task
-        pool = multiprocessing.get_context("fork").Pool(workers)
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_default_signal_handling)
         results = pool.imap(_run_forked_job, enumerate(chunks))
     try:
         for done, stats in enumerate(results, 1):
@@ -191,9 +192,13 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
                 last_report = now
                 log(f"shiftlab: corpus cache: {done}/{len(chunks)} chunks, {tokens:,} tokens, "
                     f"{tokens / max(now - started, 1e-9):,.0f} tokens/s")
+    except BaseException:
+        if pool is not None:
+            pool.terminate()  # SIGTERM: the workers' handlers are the default ones (_default_signal_handling)
+        raise
     finally:
         if pool is not None:
-            pool.terminate()
+            pool.close()
             pool.join()
             _FORKED_JOB = None
     seconds = time.perf_counter() - started
@@ -212,6 +217,14 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
 
 
 _FORKED_JOB: "_ChunkJob | None" = None
+
+
+def _default_signal_handling() -> None:
+    """A worker forked inside ``Trainer.fit`` inherits Lightning's SIGTERM handler, which only
+    sets a flag: the default handling lets ``Pool.terminate()`` stop it, and SIGINT (Ctrl-C, sent
+    to the whole process group) is left to the parent, which terminates the pool."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_forked_job(numbered_chunk) -> dict[str, dict]:

@@ -12,10 +12,16 @@ While a run is watched (:class:`InterruptWatch`), either signal is recorded, and
 
 The pipeline turns either into the run's record (status ``interrupted``, the signal, the stage)
 and exits with ``128 + signal`` (143 for SIGTERM, 130 for SIGINT), the shell's convention.
+
+A process forked during a watched run (a corpus-cache worker, a DataLoader worker) gets the
+default handlers back at once (:func:`_reset_in_forked_child`). It would otherwise inherit this
+module's handler, and Lightning's, and treat ``Pool.terminate()``'s SIGTERM as a request to stop
+a Trainer it does not run: the worker would live on and its parent would wait for it forever.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from typing import Any
@@ -24,6 +30,7 @@ WATCHED = (signal.SIGTERM, signal.SIGINT)
 
 _received: int | None = None
 _trainer: Any = None  # the Trainer whose loop is running, if any
+_watching = False  # an InterruptWatch is active in this process
 
 
 class RunInterrupted(SystemExit):
@@ -72,15 +79,32 @@ class InterruptWatch:
     handler) it does nothing."""
 
     def __enter__(self) -> "InterruptWatch":
-        global _received
-        _received = None
+        global _received, _trainer, _watching
+        _received, _trainer = None, None
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in WATCHED:
                 self._previous[signum] = signal.signal(signum, _handle)
+            _watching = True
         return self
 
     def __exit__(self, *exc) -> None:
+        global _watching
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        if self._previous:
+            _watching = False
         return None
+
+
+def _reset_in_forked_child() -> None:
+    """In a child forked while a run is watched: the default SIGTERM / SIGINT handling, and no
+    trainer or signal inherited from the parent (see the module docstring)."""
+    global _received, _trainer, _watching
+    if _watching:
+        for signum in WATCHED:
+            signal.signal(signum, signal.SIG_DFL)
+    _received, _trainer, _watching = None, None, False
+
+
+os.register_at_fork(after_in_child=_reset_in_forked_child)

@@ -93,3 +93,26 @@ def test_shiftlab_train_exits_143_on_sigterm(tmp_path):
     assert process.returncode == 143, output[-2000:]
     assert json.loads((run_dir / "failure.json").read_text())["status"] == "interrupted"
     assert "interrupted by SIGTERM in stage 'pretrain'" in output
+
+
+class SignalAtTrainEnd(Callback):
+    """Sends SIGTERM after the stage's last training batch (no batch boundary follows)."""
+
+    def on_train_end(self, trainer, pl_module):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_after_the_last_batch_keeps_the_finished_stage_and_stops_the_run(tmp_path, monkeypatch):
+    original = trainers.build_callbacks
+    monkeypatch.setattr(trainers, "build_callbacks", lambda c, d, *, with_logger: original(c, d, with_logger=with_logger)
+                        + ([SignalAtTrainEnd()] if Path(d).name == "pretrain" else []))
+    with pytest.raises(RunInterrupted) as caught:
+        run(config("finetune.max_epochs=1"), tmp_path)
+    assert caught.value.code == 143
+    assert json.loads((tmp_path / "failure.json").read_text())["status"] == "interrupted"
+    assert (tmp_path / "pretrain" / "stage.json").is_file() and not (tmp_path / "order" / "stage.json").exists()
+    assert not (tmp_path / "metrics.json").exists()
+    monkeypatch.setattr(trainers, "build_callbacks", original)
+    resumed = run(config("finetune.max_epochs=1", "ckpt_path=last"), tmp_path)
+    assert "order/test/acc" in resumed and resumed["pretrain/time_s"] == json.loads(
+        (tmp_path / "pretrain" / "stage.json").read_text())["time_s"]  # recorded, not run again

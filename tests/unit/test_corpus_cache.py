@@ -209,3 +209,23 @@ def test_rows_are_read_through_the_index_and_datasets_opens_the_same_files(tmp_p
 
     again = pickle.loads(pickle.dumps(rows))  # as a data-loader worker receives it
     assert again[5]["input_ids"].tolist() == rows[5]["input_ids"].tolist()
+
+
+def test_building_with_processes_ends_under_a_handler_that_ignores_sigterm(tmp_path):
+    """Inside ``Trainer.fit`` Lightning's SIGTERM handler only sets a flag; the cache's forked
+    workers must not inherit it, or stopping them at the end of the build waits forever."""
+    import signal
+    import threading
+
+    paths = [write_lines(tmp_path / f"{i}.txt", 200, start=i * 200) for i in range(2)]
+    source = TextFileDocuments(paths, split=None, val_fraction=0.2, chunk_bytes=700)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        done: list = []
+        worker = threading.Thread(target=lambda: done.append(ensure_corpus(recipe([source]), None, num_proc=2)),
+                                  daemon=True)
+        worker.start()
+        worker.join(timeout=120)
+        assert done and done[0].manifest["build"]["processes"] == 2, "the build did not end: a worker lived on"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
