@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.distributed import is_rank_zero, trainer_plugins
 from shiftlab.tasks.atomic_checkpoint import AtomicCheckpointIO
-from shiftlab.tasks.csv_history import ResumableCSVLogger, checkpoint_step
+from shiftlab.tasks.csv_history import ResumableCSVLogger, resume_point
 from shiftlab.tasks.divergence import DivergenceGuard
 from shiftlab.tasks.resume import ExactResume, InterruptCheckpoint
 from shiftlab.utils.io import write_text_atomic
@@ -82,7 +82,7 @@ def build_callbacks(callbacks_cfg, stage_dir: Path, *, with_logger: bool) -> lis
         target = str(spec.get("_target_", ""))
         if target.endswith("LearningRateMonitor") and not with_logger:
             continue  # it needs a logger to write to (logger=none)
-        extra = {"dirpath": str(stage_dir / "checkpoints")} if target.endswith("ModelCheckpoint") else {}
+        extra = {"dirpath": str(stage_dir / "checkpoints")} if target.endswith(("ModelCheckpoint", "StepCheckpoint")) else {}
         callbacks.append(instantiate(spec, **extra))
     # A signal stops the stage at a batch boundary, with a resumable last.ckpt where it keeps checkpoints.
     keeps_checkpoints = any(isinstance(c, ModelCheckpoint) for c in callbacks)
@@ -104,9 +104,9 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
     TensorBoard to drop the earlier files' events from the checkpoint's step on (``purge_step``),
     which the resumed session logs again."""
     loggers = []
-    step = checkpoint_step(resume_from) if resume_from and any(
+    step, rows = resume_point(resume_from) if resume_from and any(
         str((spec or {}).get("_target_", "")).endswith(("CSVLogger", "TensorBoardLogger"))
-        for spec in (logger_cfg or {}).values()) else None
+        for spec in (logger_cfg or {}).values()) else (None, None)
     for spec in (logger_cfg or {}).values():
         if spec is None:
             continue
@@ -114,8 +114,7 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         extra: dict[str, Any] = {"save_dir": str(stage_dir.parent)}
         if target.endswith(("CSVLogger", "TensorBoardLogger")):
             extra.update(name=stage, version="")
-            if step is not None:
-                extra.update(resumable_logger(target, step))
+            extra.update(resumable_logger(target, step, rows))
         elif target.endswith("WandbLogger"):
             extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
@@ -128,17 +127,20 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
     return loggers
 
 
-def resumable_logger(target: str, step: int) -> dict[str, Any]:
-    """The arguments that make a CSV or TensorBoard logger continue a stage resumed at ``step``."""
+def resumable_logger(target: str, step: int | None, rows: int | None = None) -> dict[str, Any]:
+    """The arguments that make a CSV or TensorBoard logger continue a stage resumed at ``step``
+    (whose checkpoint counted ``rows`` CSV rows); ``step`` None: a fresh stage, whose CSV logger
+    is still the resumable one, which counts the rows each checkpoint covers."""
     from hydra.utils import get_class
     from lightning.pytorch.loggers import CSVLogger
 
     if target.endswith("TensorBoardLogger"):
-        return {"purge_step": step}
+        return {"purge_step": step} if step is not None else {}
     cls = get_class(target)
+    resume = {"resume_step": step, "resume_rows": rows} if step is not None else {}
     if cls is CSVLogger:  # Lightning's own: the resumable one, with the user's other arguments
-        return {"_target_": f"{ResumableCSVLogger.__module__}.{ResumableCSVLogger.__qualname__}", "resume_step": step}
-    return {"resume_step": step} if issubclass(cls, ResumableCSVLogger) else {}
+        return {"_target_": f"{ResumableCSVLogger.__module__}.{ResumableCSVLogger.__qualname__}", **resume}
+    return resume if issubclass(cls, ResumableCSVLogger) else {}
 
 
 def wandb_run_arguments(cfg: DictConfig | None, stage: str, run_dir: Path) -> dict[str, Any]:
