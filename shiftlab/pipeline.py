@@ -29,7 +29,7 @@ from shiftlab.run_context import RunContext
 from shiftlab.stages.common import format_summary, prefixed, seed_stage
 from shiftlab.stages.finetuning import finetune
 from shiftlab.stages.pretraining import pretrain_or_reuse
-from shiftlab.stages.resume import Resume, RunDirectoryLock, check_run_directory
+from shiftlab.stages.resume import Resume, RunDirectoryLock, check_run_directory, continue_requeued_job
 from shiftlab.trainers import finish_wandb
 from shiftlab.utils import interrupts
 from shiftlab.utils.interrupts import InterruptWatch, RunInterrupted
@@ -48,6 +48,7 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dic
     launcher = external_launcher()
     with contextlib.ExitStack() as owned:
         if launcher is None:  # the job's first process: it owns the directory and writes the config ranks read
+            cfg = continue_requeued_job(cfg, layout)  # SLURM's restart of a requeued job goes on with its run
             check_run_directory(cfg, layout)  # another run's directory, or a resume that changes the run: refused
             owned.enter_context(RunDirectoryLock(layout))
             _write_config(cfg, layout)

@@ -11,6 +11,22 @@ def seed_stage(cfg) -> None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
+def retire_requeue_checkpoints(trainer) -> None:
+    """After a stage's training: remove the SLURM requeue checkpoints Lightning's own handler left
+    in its directory (``hpc_ckpt_<n>.ckpt``). Under SLURM, Lightning loads such a file whenever
+    ``validate`` or ``test`` is called without a checkpoint, which would evaluate the weights of
+    the requeue instead of the trained ones. (shiftlab's own requeue checkpoints are kept under
+    ``checkpoints/``, where Lightning does not look: :class:`~shiftlab.tasks.resume.InterruptCheckpoint`.)"""
+    from pathlib import Path
+
+    from shiftlab.distributed import barrier, is_rank_zero
+
+    if is_rank_zero():
+        for path in Path(trainer.default_root_dir).glob("hpc_ckpt_*.ckpt"):
+            path.unlink(missing_ok=True)
+    barrier()
+
+
 def numbers(results: list[dict]) -> dict[str, float]:
     """Lightning's ``validate`` / ``test`` results (one dict per loader) as one flat dict of floats."""
     flat: dict[str, float] = {}

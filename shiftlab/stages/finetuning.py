@@ -23,7 +23,7 @@ from shiftlab.tasks import OptimConfig
 from shiftlab.trainers import compile_options, evaluation_trainer, finish_loggers, make_trainer
 from shiftlab.utils.run_layout import RunLayout
 
-from .common import numbers, seed_stage
+from .common import numbers, retire_requeue_checkpoints, seed_stage
 
 log = logging.getLogger("shiftlab")
 
@@ -53,6 +53,7 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     trainer = make_trainer(cfg, task, run_dir, resume_from=ckpt_path, max_epochs=stage.max_epochs,
                            max_steps=stage.max_steps or -1)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    retire_requeue_checkpoints(trainer)  # under SLURM, Lightning would evaluate them instead
     # The last epoch's validation (it ran at the end of fit) and one test pass, whose
     # predictions the reports reuse.
     results = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}

@@ -22,7 +22,7 @@ from shiftlab.trainers import compile_options, finish_loggers, make_trainer, use
 from shiftlab.utils.cache import cache_root
 from shiftlab.utils.run_layout import RunLayout
 
-from .common import numbers, seed_stage
+from .common import numbers, retire_requeue_checkpoints, seed_stage
 from .resume import Resume
 
 log = logging.getLogger("shiftlab")
@@ -98,6 +98,7 @@ def pretrain(cfg, data: ShiftPretrainDataModule, policy, tokenizer, spec: Backbo
     schedule = {"val_check_interval": every, "check_val_every_n_epoch": None} if every else {}
     trainer = make_trainer(cfg, "pretrain", run_dir, resume_from=ckpt_path, max_steps=stage.max_steps, **schedule)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    retire_requeue_checkpoints(trainer)  # under SLURM, Lightning would evaluate them instead
     results = trainer.validate(module, datamodule=data, verbose=False)
     finish_loggers(trainer)
     export_dir = RunLayout(run_dir).pretrained_backbone

@@ -34,11 +34,13 @@ class Resume:
         if self.ckpt_path != "last":
             path, self.ckpt_path = self.ckpt_path, "last"  # an explicit path serves the first stage only
             return path
-        last = self.layout.last_checkpoint(stage)
-        if last.is_file():
-            print(f"shiftlab: {stage}: resuming from {last}", flush=True)
-            return str(last)
-        return None
+        # last.ckpt, or a SLURM requeue checkpoint if that is newer
+        candidates = [p for p in (self.layout.last_checkpoint(stage), *self.layout.hpc_checkpoints(stage)) if p.is_file()]
+        if not candidates:
+            return None
+        newest = max(candidates, key=lambda p: p.stat().st_mtime_ns)
+        print(f"shiftlab: {stage}: resuming from {newest}", flush=True)
+        return str(newest)
 
     def mark_finished(self, stage: str, results: dict[str, float]) -> None:
         if is_rank_zero():
@@ -60,6 +62,31 @@ _NOT_A_RUN = (".hydra", "train.log", ".lock")
 
 class RunDirectoryError(ValueError):
     """A run directory that cannot be used as asked: another run's, or not the run to resume."""
+
+
+def continue_requeued_job(cfg, layout: RunLayout):
+    """``cfg`` with ``ckpt_path=last`` when this process is SLURM's restart of the requeued batch
+    job whose run is in ``layout`` (:mod:`shiftlab.utils.slurm`); else ``cfg`` unchanged. The
+    resumption is then checked like any other (:func:`check_run_directory`)."""
+    from omegaconf import open_dict
+
+    from shiftlab.utils import slurm
+
+    if cfg.ckpt_path not in (None, "", "null") or not layout.run_info.is_file():
+        return cfg
+    try:
+        info = json.loads(layout.run_info.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return cfg
+    if not slurm.is_requeue_of(info):
+        return cfg
+    job = slurm.batch_job()
+    print(f"shiftlab: SLURM job {job['job_id']} restarted (restart {job['restart_count']}): continuing its run in "
+          f"{layout.root} as ckpt_path=last", flush=True)
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.ckpt_path = "last"
+    return cfg
 
 
 def check_run_directory(cfg, layout: RunLayout) -> None:

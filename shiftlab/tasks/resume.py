@@ -15,6 +15,7 @@ checkpoint cut in two would report the mean over the resumed batches only (:clas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +24,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from shiftlab.tasks.csv_history import ROWS_KEY, ResumableCSVLogger
-from shiftlab.utils import interrupts
+from shiftlab.tasks.step_checkpoint import validation_follows
+from shiftlab.utils import interrupts, slurm
 
 KEY = "shiftlab_rng_states"
 SUMS_KEY = "shiftlab_epoch_sums"
@@ -34,7 +36,13 @@ class InterruptCheckpoint(Callback):
     it at the next batch boundary), and when training stops for a signal, saves a resumable
     ``last.ckpt`` in ``dirpath`` (``None``: the stage keeps no checkpoints), so that
     ``ckpt_path=last`` continues from the step the signal arrived at. Errors save nothing: a
-    checkpoint of a run that failed (a NaN, say) is not one to resume from."""
+    checkpoint of a run that failed (a NaN, say) is not one to resume from.
+
+    SLURM's requeue signal (:mod:`shiftlab.utils.slurm`): at the next batch boundary (after the
+    validation that follows the batch, if one does) it saves ``hpc_ckpt_<n>.ckpt`` (Lightning's
+    name) in the stage's ``checkpoints/`` (not where Lightning's own handler puts it, the stage
+    directory, from which Lightning would load it into any later ``validate`` or ``test`` of the
+    stage) and requeues the job; the job goes on until SLURM ends it."""
 
     def __init__(self, dirpath=None):
         self.dirpath = dirpath
@@ -45,6 +53,25 @@ class InterruptCheckpoint(Callback):
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
         interrupts.trainer_ended(trainer)
+        if interrupts.take_requeue_request():  # asked after the last training batch: nothing to save
+            slurm.requeue()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if interrupts.requeue_requested() and not validation_follows(trainer):
+            self._checkpoint_and_requeue(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if interrupts.requeue_requested() and trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._checkpoint_and_requeue(trainer)
+
+    def _checkpoint_and_requeue(self, trainer) -> None:
+        interrupts.take_requeue_request()
+        folder = Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = trainer._checkpoint_connector.hpc_save_path(folder)
+        trainer.save_checkpoint(path)
+        print(f"shiftlab: SLURM requeue: checkpoint {path} at step {trainer.global_step}", flush=True)
+        slurm.requeue()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         signalled = isinstance(exception, (SIGTERMException, interrupts.RunInterrupted)) or interrupts.received()

@@ -26,7 +26,7 @@ class StepCheckpoint(ModelCheckpoint):
         self._after_validation = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self._step_due(trainer, pl_module) and _validation_follows(trainer):
+        if self._step_due(trainer, pl_module) and validation_follows(trainer):
             self._after_validation = True
             return
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -46,7 +46,7 @@ class StepCheckpoint(ModelCheckpoint):
         return bool(pl_module.automatic_optimization and every >= 1 and trainer.global_step % every == 0)
 
 
-def _validation_follows(trainer) -> bool:
+def validation_follows(trainer) -> bool:
     """Whether Lightning runs validation right after the current training batch."""
     loop = trainer.fit_loop
     if not trainer.enable_validation or not sum(trainer.num_val_batches or [0]):

@@ -13,6 +13,11 @@ While a run is watched (:class:`InterruptWatch`), either signal is recorded, and
 The pipeline turns either into the run's record (status ``interrupted``, the signal, the stage)
 and exits with ``128 + signal`` (143 for SIGTERM, 130 for SIGINT), the shell's convention.
 
+In a SLURM batch job the requeue signal (SIGUSR1) is watched too (:mod:`shiftlab.utils.slurm`):
+inside a Lightning loop it asks for a checkpoint and a requeue at the next batch boundary
+(:func:`take_requeue_request`, served by :class:`~shiftlab.tasks.resume.InterruptCheckpoint`),
+elsewhere the job is requeued at once (it resumes from its last checkpoint or finished stage).
+
 A process forked during a watched run (a corpus-cache worker, a DataLoader worker) gets the
 default handlers back at once (:func:`_reset_in_forked_child`). It would otherwise inherit this
 module's handler, and Lightning's, and treat ``Pool.terminate()``'s SIGTERM as a request to stop
@@ -31,6 +36,7 @@ WATCHED = (signal.SIGTERM, signal.SIGINT)
 _received: int | None = None
 _trainer: Any = None  # the Trainer whose loop is running, if any
 _watching = False  # an InterruptWatch is active in this process
+_requeue_requested = False  # SLURM's requeue signal came during a Trainer loop
 
 
 class RunInterrupted(SystemExit):
@@ -73,18 +79,47 @@ def _handle(signum, frame) -> None:
     raise RunInterrupted(signum)
 
 
+def _handle_requeue(signum, frame) -> None:
+    global _requeue_requested
+    if _trainer is not None:
+        _requeue_requested = True
+        return
+    from shiftlab.utils import slurm
+
+    print("shiftlab: SLURM's requeue signal outside training: requeueing the job; it resumes from the last "
+          "checkpoint or finished stage", flush=True)
+    slurm.requeue()
+
+
+def requeue_requested() -> bool:
+    return _requeue_requested
+
+
+def take_requeue_request() -> bool:
+    """Whether SLURM's requeue signal came since the last call (and forget it)."""
+    global _requeue_requested
+    requested, _requeue_requested = _requeue_requested, False
+    return requested
+
+
 class InterruptWatch:
     """``with InterruptWatch():`` the signals are handled as the module docstring says; the
     previous handlers come back at the end. Outside the main thread (where Python allows no
     handler) it does nothing."""
 
     def __enter__(self) -> "InterruptWatch":
-        global _received, _trainer, _watching
-        _received, _trainer = None, None
+        global _received, _trainer, _watching, _requeue_requested
+        _received, _trainer, _requeue_requested = None, None, False
         self._previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
             for signum in WATCHED:
                 self._previous[signum] = signal.signal(signum, _handle)
+            from shiftlab.utils import slurm
+
+            # One task: Lightning then leaves the requeue signal to this handler. (Several tasks, one a
+            # rank: each keeps Lightning's own, which saves where the signal lands.)
+            if slurm.batch_job() is not None and int(os.environ.get("SLURM_NTASKS") or 1) <= 1:
+                self._previous[slurm.requeue_signal()] = signal.signal(slurm.requeue_signal(), _handle_requeue)
             _watching = True
         return self
 
@@ -100,11 +135,11 @@ class InterruptWatch:
 def _reset_in_forked_child() -> None:
     """In a child forked while a run is watched: the default SIGTERM / SIGINT handling, and no
     trainer or signal inherited from the parent (see the module docstring)."""
-    global _received, _trainer, _watching
+    global _received, _trainer, _watching, _requeue_requested
     if _watching:
-        for signum in WATCHED:
+        for signum in (*WATCHED, signal.SIGUSR1):
             signal.signal(signum, signal.SIG_DFL)
-    _received, _trainer, _watching = None, None, False
+    _received, _trainer, _watching, _requeue_requested = None, None, False, False
 
 
 os.register_at_fork(after_in_child=_reset_in_forked_child)

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from . import slurm
 from .io import write_json_atomic
 from .run_layout import RunLayout
 
@@ -94,6 +95,7 @@ class RunRecord:
             "platform": platform.platform(),
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "slurm": slurm.batch_job(),  # a requeued job recognises its run by it
         }
 
     def start(self) -> None:

@@ -74,6 +74,11 @@ class RunLayout:
     def last_checkpoint(self, stage: str) -> Path:
         return self.checkpoints(stage) / "last.ckpt"
 
+    def hpc_checkpoints(self, stage: str) -> list[Path]:
+        """SLURM requeue checkpoints (``hpc_ckpt_<n>.ckpt``): shiftlab's, in ``checkpoints/``, and
+        those of Lightning's own handler, in the stage directory."""
+        return sorted([*self.checkpoints(stage).glob("hpc_ckpt_*.ckpt"), *(self.root / stage).glob("hpc_ckpt_*.ckpt")])
+
     @property
     def pretrained_backbone(self) -> Path:
         return self.root / PRETRAIN / "backbone"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import signal as signal_module
 from pathlib import Path
 
 from lightning.pytorch.callbacks import Callback
@@ -23,3 +24,15 @@ class KillAt(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if Path(trainer.default_root_dir).name == self.stage and trainer.global_step == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SignalAt(Callback):
+    """Sends ``signal`` (a name, such as ``SIGUSR1``) to this process after optimiser step ``step``
+    of stage ``stage``, as a scheduler would."""
+
+    def __init__(self, stage: str, step: int, signal: str):
+        self.stage, self.step, self.signum = stage, int(step), int(getattr(signal_module, signal))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if Path(trainer.default_root_dir).name == self.stage and trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
