@@ -45,7 +45,8 @@ SCHEMA_NAME = "shiftlab_schema"  # the ConfigStore entry conf/train.yaml's defau
 # Mirrors of what the code accepts (tests/unit/test_config_schema.py keeps them in step):
 # shiftlab.models.finetune_modes.FINETUNE_MODES and shiftlab.tasks.optim.OptimConfig's schedules.
 FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3")
-SCHEDULES = ("linear", "constant")
+SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+             "inverse_sqrt", "cosine_with_min_lr")
 BATCH_UNITS = ("samples", "sentences")
 
 
@@ -94,8 +95,13 @@ class OptimSettings:
 
     lr: float = 1e-3
     weight_decay: float = 0.01  # not applied to biases, norms, IA3 vectors and prefixes
-    warmup_ratio: float = 0.06  # the fraction of the stage's steps spent warming up
-    schedule: str = "linear"  # linear: warm-up then linear decay to 0; constant: flat after warm-up
+    warmup_ratio: float = 0.06  # the fraction of the stage's steps spent warming up (rounded up, as transformers)
+    # transformers' lr_scheduler_type names (transformers.get_scheduler): linear (warm-up, then linear
+    # decay to 0), cosine, cosine_with_restarts, polynomial, constant (no warm-up), constant_with_warmup,
+    # inverse_sqrt, cosine_with_min_lr; schedule_kwargs: their lr_scheduler_kwargs (num_cycles, power,
+    # lr_end, timescale, min_lr_rate, ...)
+    schedule: str = "linear"
+    schedule_kwargs: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,11 +1,25 @@
-"""AdamW with linear warm-up and decay, shared by every task module."""
+"""AdamW and a learning-rate schedule, shared by every task module.
+
+The schedules are transformers' own (:func:`transformers.get_scheduler`, the names of
+``TrainingArguments.lr_scheduler_type``), and so is the warm-up: ``ceil(warmup_ratio * total
+steps)`` steps, the learning rate rising linearly from 0. A run configured like a transformers
+``Trainer`` run follows the same learning rates step for step (``tests/unit/test_optim.py``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
+
+# transformers' schedule names that need nothing but the step counts (and, for some, the keyword
+# arguments in ``schedule_kwargs``). Left out: reduce_lr_on_plateau and greedy (driven by a metric,
+# not by steps) and warmup_stable_decay (its phases are set in steps, not as a ratio).
+SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+             "inverse_sqrt", "cosine_with_min_lr")
 
 
 @dataclass
@@ -13,11 +27,17 @@ class OptimConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    schedule: str = "linear"  # linear (warm-up then linear decay to 0) | constant (after warm-up)
+    schedule: str = "linear"  # one of SCHEDULES (transformers' lr_scheduler_type names)
+    schedule_kwargs: dict[str, Any] = field(default_factory=dict)  # transformers' lr_scheduler_kwargs
 
     def __post_init__(self):
-        if self.schedule not in ("linear", "constant"):
-            raise ValueError(f"optim.schedule must be 'linear' or 'constant', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        self.schedule_kwargs = dict(self.schedule_kwargs or {})
+
+    def warmup_steps(self, total_steps: int) -> int:
+        """As ``TrainingArguments(warmup_steps=<ratio>).get_warmup_steps``."""
+        return math.ceil(max(int(total_steps), 1) * self.warmup_ratio)
 
 
 def _no_decay(name: str, parameter: nn.Parameter) -> bool:
@@ -37,15 +57,9 @@ def configure_adamw(module: nn.Module, config: OptimConfig, total_steps: int):
     # The fused CUDA kernel: one launch for every parameter instead of a few per tensor.
     fused = all(p.is_cuda for _, p in named) and bool(named)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, fused=fused or None)
+    from transformers import get_scheduler
+
     total = max(int(total_steps), 1)
-    warmup = int(config.warmup_ratio * total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if config.schedule == "constant":
-            return 1.0
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=config.warmup_steps(total),
+                              num_training_steps=total, scheduler_specific_kwargs=config.schedule_kwargs or None)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -48,8 +48,8 @@ BAD = {
         f"unknown key data.packng (did you mean packing?); valid keys of data: {DATA_KEYS}"),
     "pretrain.optim.lrr=0.1": (
         {"pretrain": {"optim": {"lrr": 0.1}}},
-        "unknown key pretrain.optim.lrr (did you mean lr?); valid keys of pretrain.optim: lr, schedule, warmup_ratio, "
-        "weight_decay"),
+        "unknown key pretrain.optim.lrr (did you mean lr?); valid keys of pretrain.optim: lr, schedule, schedule_kwargs, "
+        "warmup_ratio, weight_decay"),
     "seed=abc": ({"seed": "abc"}, "seed must be an int, got 'abc' (str)"),
     "seed=1.7": ({"seed": 1.7}, "seed must be an int, got 1.7 (float)"),
     "seed=-1": ({"seed": -1}, "seed must be in [0, 4294967295] (numpy's seed range), got -1"),
@@ -61,9 +61,10 @@ BAD = {
     "finetune.name=loraa": (
         {"finetune": {"name": "loraa"}},
         "finetune.name must be one of full, frozen, lora, adalora, prefix, ia3, got 'loraa' (did you mean lora?)"),
-    "finetune.optim.schedule=cosine": (
-        {"finetune": {"optim": {"schedule": "cosine"}}},
-        "finetune.optim.schedule must be one of linear, constant, got 'cosine'"),
+    "finetune.optim.schedule=cosin": (
+        {"finetune": {"optim": {"schedule": "cosin"}}},
+        "finetune.optim.schedule must be one of linear, cosine, cosine_with_restarts, polynomial, constant, "
+        "constant_with_warmup, inverse_sqrt, cosine_with_min_lr, got 'cosin' (did you mean cosine?)"),
     "finetune.max_steps=1.5": ({"finetune": {"max_steps": 1.5}},
                                "finetune.max_steps must be an int or null, got 1.5 (float)"),
     "data.num_workers=-1": ({"data": {"num_workers": -1}}, "data.num_workers must be >= 0, got -1"),
@@ -189,7 +190,7 @@ def test_the_allowed_values_follow_the_code():
     for schedule in SCHEDULES:
         OptimConfig(schedule=schedule)
     with pytest.raises(ValueError):
-        OptimConfig(schedule="cosine")
+        OptimConfig(schedule="cosine_annealing")
     assert dataclasses.asdict(OptimConfig()) == OmegaConf.to_container(OmegaConf.structured(OptimSettings))
     assert {p.stem for p in (CONF / "finetune").glob("*.yaml")} == set(FINETUNE_MODES)
 
