@@ -70,7 +70,17 @@ def ensure_dir(path: str) -> str:
     return str(path)
 
 
+def file_name(text: str) -> str:
+    """``${file_name:text}``: ``text`` usable as one file name (``/`` and other separators become
+    ``_``), e.g. a metric such as ``order/val/acc`` in an Optuna study's file name."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("file_name"):
+        OmegaConf.register_new_resolver("file_name", file_name)
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", package_dir)
     if not OmegaConf.has_resolver("project_root"):

@@ -140,7 +140,9 @@ class RunConfig:
     """The top-level keys of ``conf/train.yaml`` (the config's other top-level keys stay open)."""
 
     seed: int = 0  # the training seed (the synthetic corpus has its own: data.corpus.seed)
-    run_name: str = "${backbone.name}-${shift.name}-${objective.name}"
+    # The W&B run's name (with -<finetune>-s<seed> added, which tells a sweep's jobs apart) and part
+    # of an Optuna study's name.
+    run_name: str = "${data.name}-${backbone.name}-${shift.name}-${objective.name}"
     run_group: Optional[str] = None  # set per sweep by shiftlab-train -m (the W&B group of its jobs)
     # Resume: ckpt_path=last with hydra.run.dir=<the run to resume> skips the stages that finished
     # and resumes the interrupted one from its <stage>/checkpoints/last.ckpt (model, optimiser,

@@ -159,8 +159,9 @@ def wandb_run_arguments(cfg: DictConfig | None, stage: str, run_dir: Path) -> di
 
 
 def run_label(cfg: DictConfig) -> str:
-    """``<backbone>-<shift>-<objective>-<finetune>-s<seed>``: a job's name in trackers."""
-    return f"{cfg.backbone.name}-{cfg.shift.name}-{cfg.objective.name}-{cfg.finetune.name}-s{cfg.seed}"
+    """``<run_name>-<finetune>-s<seed>``: a job's name in trackers (``run_name`` defaults to
+    ``<data>-<backbone>-<shift>-<objective>``)."""
+    return f"{cfg.run_name}-{cfg.finetune.name}-s{cfg.seed}"
 
 
 def run_tags(cfg: DictConfig) -> list[str]:

@@ -51,7 +51,7 @@ class Resume:
 
 # Config keys that may differ between a run and its resumption: where and how it runs, what it
 # logs, how fast data arrives; never what it computes. Prefixes match whole dotted keys.
-SAFE_ON_RESUME = ("ckpt_path", "logger", "callbacks", "launcher", "hparams_search", "paths", "run_group",
+SAFE_ON_RESUME = ("ckpt_path", "logger", "callbacks", "launcher", "hparams_search", "paths", "run_name", "run_group",
                   "optimize_metric", "trainer.devices", "trainer.num_nodes", "trainer.enable_progress_bar",
                   "trainer.progress_refresh_rate", "trainer.enable_model_summary", "trainer.log_every_n_steps",
                   "trainer.profiler", "data.num_workers", "data.num_proc", "data.prefetch_factor", "data.cache",

@@ -20,7 +20,7 @@ def sweep(tmp_path: Path, *overrides: str, timeout: int = 600) -> tuple[subproce
     result = subprocess.run([sys.executable, "-m", "shiftlab.train", "-m", *overrides, "debug=smoke",
                              "trainer.enable_progress_bar=false"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
-    sweeps = list((tmp_path / "multirun").glob("*/*"))
+    sweeps = list((tmp_path / "debug" / "multirun").glob("*/*"))  # debug=* runs keep to <output root>/debug
     assert len(sweeps) == 1, result.stdout[-3000:] + result.stderr[-3000:]
     jobs = sorted((p for p in sweeps[0].iterdir() if p.is_dir() and p.name[0].isdigit()), key=lambda p: int(p.name.split("_")[0]))
     return result, jobs
@@ -93,11 +93,14 @@ def test_an_optuna_search_runs_resumes_from_its_sqlite_study_and_reports_the_bes
         result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Best parameters" in result.stdout + result.stderr
-    study = optuna.load_study(study_name="tiny_bert-token_move-token_restore",
-                              storage=f"sqlite:///{tmp_path / 'optuna' / 'tiny_bert-token_move-token_restore.db'}")
+    # Named by the experiment, the run (data, backbone, shift, objective) and the metric; a debug=*
+    # search keeps its study and runs under <output root>/debug.
+    name = "quickstart-synthetic-tiny_bert-token_move-token_restore-order_val_acc"
+    assert [p.name for p in (tmp_path / "debug" / "optuna").iterdir()] == [f"{name}.db"]
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'debug' / 'optuna' / f'{name}.db'}")
     assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 6
     assert set(study.best_params) == {"pretrain.optim.lr", "shift.params.rate", "finetune.optim.lr"}
-    results = list((tmp_path / "multirun").glob("*/*/optimization_results.yaml"))
+    results = list((tmp_path / "debug" / "multirun").glob("*/*/optimization_results.yaml"))
     assert len(results) == 2 and "best_value" in results[0].read_text()
 
 
@@ -118,4 +121,5 @@ def test_launcher_local_runs_each_job_in_its_own_process(tmp_path):
     assert len(jobs) == 2 and all((job / "metrics.json").is_file() for job in jobs)
     pids = {json.loads((job / "run_info.json").read_text())["pid"] for job in jobs}
     assert len(pids) == 2  # two processes, neither of them a rerun of the sweep
-    assert not list((tmp_path / "multirun").glob("*/*/*/multirun.yaml"))
+    assert not list((tmp_path / "debug" / "multirun").glob("*/*/*/multirun.yaml"))
+    assert not (tmp_path / "multirun").exists()  # nothing among real runs

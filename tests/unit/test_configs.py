@@ -287,3 +287,21 @@ def test_callbacks_configs_instantiate(option, tmp_path):
             assert Path(callback.dirpath) == tmp_path / "pretrain" / "checkpoints"
     without_logger = build_callbacks(cfg.callbacks, tmp_path, with_logger=False)
     assert not any(type(c).__name__ == "LearningRateMonitor" for c in without_logger)
+
+
+def test_run_name_names_the_wandb_run_and_includes_the_data():
+    from shiftlab.trainers import run_label
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        default = compose("train", overrides=["data=sst2", "finetune=lora", "seed=3"])
+        named = compose("train", overrides=["run_name=my-study"])
+    assert default.run_name == "sst2-tiny_bert-token_move-token_restore"
+    assert run_label(default) == "sst2-tiny_bert-token_move-token_restore-lora-s3"
+    assert run_label(named) == "my-study-full-s0"
+
+
+def test_debug_runs_go_to_their_own_folder():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        for mode in (p.stem for p in (CONF / "debug").glob("*.yaml")):
+            cfg = compose("train", overrides=[f"debug={mode}"])
+            assert cfg.paths.output_root.endswith("/debug") or cfg.paths.output_root == "outputs/debug", mode
