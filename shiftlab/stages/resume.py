@@ -113,6 +113,8 @@ def check_run_directory(cfg, layout: RunLayout) -> None:
     from shiftlab.config_schema import checked
 
     stored = _flat(OmegaConf.to_container(checked(OmegaConf.load(layout.config)), resolve=True))
+    for key, value in _common_trainer_defaults().items():  # a run made before they were listed: the same values
+        stored.setdefault(f"trainer.{key}", value)
     asked = _flat(OmegaConf.to_container(cfg, resolve=True))
     changed = [key for key in sorted(set(stored) | set(asked))
                if stored.get(key, _ABSENT) != asked.get(key, _ABSENT) and not _safe(key)]
@@ -125,6 +127,15 @@ def check_run_directory(cfg, layout: RunLayout) -> None:
 
 
 _ABSENT = object()
+
+
+def _common_trainer_defaults() -> dict:
+    """``conf/trainer_common/lightning.yaml``: Trainer arguments at Lightning's defaults that every
+    trainer config lists (a run directory from before they were listed lacks them)."""
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[2] / "conf" / "trainer_common" / "lightning.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
 def _safe(key: str) -> bool:

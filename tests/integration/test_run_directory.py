@@ -74,3 +74,17 @@ def test_a_test_label_unseen_in_training_fails_before_any_pretraining(tmp_path):
     with pytest.raises(ValueError, match=r"label '2'.*test"):
         run(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "pretrain").exists()
+
+
+def test_a_run_made_before_the_common_trainer_keys_were_listed_still_resumes(finished):
+    """Runs stored before conf/trainer_common existed lack those keys: at their (Lightning's
+    default) values they are not a change."""
+    from omegaconf import OmegaConf
+
+    stored = OmegaConf.load(finished / "config.yaml")
+    for key in ("limit_val_batches", "gradient_clip_val", "accumulate_grad_batches", "overfit_batches"):
+        stored.trainer.pop(key)
+    (finished / "config.yaml").write_text(OmegaConf.to_yaml(stored))
+    assert "order/test/acc" in run(config(*FAST, "ckpt_path=last"), finished)
+    with pytest.raises(RunDirectoryError, match=r"trainer.gradient_clip_val \(None -> 1.0\)"):
+        run(config(*FAST, "ckpt_path=last", "trainer.gradient_clip_val=1.0"), finished)
