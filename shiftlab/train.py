@@ -19,6 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from shiftlab.compatibility import check_components
 from shiftlab.config_schema import ConfigError, checked, compose_checked
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -49,6 +50,7 @@ def train(cfg: DictConfig) -> float | None:
 
     try:  # preflight checked the command line's config; this checks each job of any sweep
         cfg = checked(cfg)
+        check_components(cfg)
     except ConfigError as error:
         config_error_exit(error)
     hydra_cfg = HydraConfig.get()
@@ -104,7 +106,7 @@ def preflight(argv: list[str]) -> None:
             jobs = _preflight_jobs(list(args.overrides), GlobalHydra.instance().config_loader()) if args.multirun \
                 else [list(args.overrides)]
             for overrides in jobs:
-                compose_checked(args.config_name or "train", overrides)
+                check_components(compose_checked(args.config_name or "train", overrides))
         except ConfigError as error:
             config_error_exit(error)
         except Exception:  # not a schema problem: Hydra reports it with its own message

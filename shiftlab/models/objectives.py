@@ -97,6 +97,11 @@ class Objective(nn.Module):
         super().__init__()
         self.special = special
 
+    @classmethod
+    def policy_flag(cls, **params) -> str | None:
+        """``needs_policy`` of an instance built with ``params`` (known before building it)."""
+        return cls.needs_policy
+
     def model_inputs(self, batch: dict) -> dict[str, torch.Tensor]:
         """The ``input_ids``/``attention_mask`` the backbone reads for this objective."""
         if self.reads == "shifted":
@@ -276,8 +281,12 @@ class Detect(Objective):
         if classes not in (2, 3):
             raise ValueError(f"{self.name}: classes must be 2 (original/moved) or 3 (original/moved/replaced), got {classes}")
         self.classes = int(classes)
-        self.needs_policy = "REPLACES" if self.classes == 3 else None
+        self.needs_policy = self.policy_flag(classes=classes)
         self.head = nn.Linear(backbone.hidden_size, self.classes)
+
+    @classmethod
+    def policy_flag(cls, **params) -> str | None:
+        return "REPLACES" if int(params.get("classes", 2)) == 3 else None
 
     def targets(self, batch, inputs):
         label = batch["moved_mask"].long()
@@ -403,8 +412,12 @@ class Seq2SeqDenoise(Objective):
         if target == "spans" and (special.mask is None or special.sep is None):
             raise ValueError("seq2seq_denoise target='spans' needs a mask token (sentinel) and a closing token")
         self.target = target
-        self.needs_policy = "HIDES" if target == "spans" else None
+        self.needs_policy = self.policy_flag(target=target)
         self.decoder_start = backbone.config.decoder_start_token_id
+
+    @classmethod
+    def policy_flag(cls, **params) -> str | None:
+        return "HIDES" if params.get("target", "original") == "spans" else None
 
     def labels(self, batch: dict) -> torch.Tensor:
         if self.target == "original":
@@ -464,14 +477,22 @@ for _name, _cls in OBJECTIVES.items():
 
 def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params) -> Objective:
     """Build a registered objective for a backbone; wrong names or backbone kinds fail clearly."""
+    cls = check_objective(name, backbone.kind, backbone.name, params)
+    return cls(backbone, special, **params)
+
+
+def check_objective(name: str, kind: str, backbone_name: str, params: dict, policy=None) -> type[Objective]:
+    """What can be told before anything is built: the objective exists, fits a backbone of this
+    kind, takes these parameters, and (given the shift ``policy``) has targets under it. Returns
+    its class; raises ValueError naming what would fit."""
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; valid objectives: {', '.join(OBJECTIVES)}")
     cls = OBJECTIVES[name]
-    if backbone.kind not in cls.KINDS:
-        fitting = [n for n, c in OBJECTIVES.items() if backbone.kind in c.KINDS]
+    if kind not in cls.KINDS:
+        fitting = [n for n, c in OBJECTIVES.items() if kind in c.KINDS]
         raise ValueError(
-            f"objective {name!r} needs {' or '.join(_a(k) for k in cls.KINDS)} backbone, but {backbone.name!r} is "
-            f"{_a(backbone.kind)}; objectives for {_a(backbone.kind)}: {', '.join(fitting)}"
+            f"objective {name!r} needs {' or '.join(_a(k) for k in cls.KINDS)} backbone, but {backbone_name!r} is "
+            f"{_a(kind)}; objectives for {_a(kind)}: {', '.join(fitting)}"
         )
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "backbone", "special")]
     unknown = sorted(set(params) - set(accepted))
@@ -479,7 +500,9 @@ def build_objective(name: str, backbone: Backbone, special: SpecialIds, **params
         raise ValueError(
             f"objective {name!r} got unknown parameter(s) {', '.join(unknown)}; it accepts: {', '.join(accepted) or 'none'}"
         )
-    return cls(backbone, special, **params)
+    if policy is not None:
+        _check_flag(name, cls.policy_flag(**params), policy)
+    return cls
 
 
 def _a(word: str) -> str:
@@ -492,13 +515,16 @@ _FLAG_MEANING = {"MARKS_TARGETS": "marks prediction targets", "REPLACES": "puts 
 def check_policy_fits(objective: Objective, policy) -> None:
     """Fail early when an objective would never see a target under a policy (e.g. ``mlm`` with
     ``token_move``), naming the policies that would work."""
-    flag = objective.needs_policy
+    _check_flag(objective.name, objective.needs_policy, policy)
+
+
+def _check_flag(objective_name: str, flag: str | None, policy) -> None:
     if flag is None or getattr(policy, flag, False):
         return
     from shiftlab.shifts import POLICIES
 
     fitting = [name for name, cls in POLICIES.items() if getattr(cls, flag, False)]
     raise ValueError(
-        f"objective {objective.name!r} has no targets under shift policy {policy.name!r} "
+        f"objective {objective_name!r} has no targets under shift policy {policy.name!r} "
         f"(it needs a policy that {_FLAG_MEANING[flag]}); use one of: {', '.join(fitting)}, or compose one of them"
     )

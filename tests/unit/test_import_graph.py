@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "shiftlab"
 LAYERS = [
     ["shiftlab.utils", "shiftlab.shifts"],
     ["shiftlab.distributed", "shiftlab.models", "shiftlab.metrics"],
-    ["shiftlab.config", "shiftlab.config_schema", "shiftlab"],
+    ["shiftlab.config", "shiftlab.config_schema", "shiftlab.compatibility", "shiftlab"],
     ["shiftlab.data"],
     ["shiftlab.tasks"],
     ["shiftlab.families", "shiftlab.shared_pretraining", "shiftlab.tables"],
