@@ -14,13 +14,14 @@ from typing import Any
 import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.distributed import is_rank_zero, trainer_plugins
 from shiftlab.tasks.atomic_checkpoint import AtomicCheckpointIO
 from shiftlab.tasks.csv_history import ResumableCSVLogger, resume_point
 from shiftlab.tasks.divergence import DivergenceGuard
+from shiftlab.tasks.progress import LineProgress, StepProgressBar
 from shiftlab.tasks.resume import ExactResume, InterruptCheckpoint
 from shiftlab.utils.io import write_text_atomic
 from shiftlab.utils.run_layout import RunLayout
@@ -61,7 +62,9 @@ def make_trainer(cfg, stage: str, run_dir: Path, resume_from: str | None = None,
     loggers = build_loggers(cfg.logger, stage, stage_dir, cfg, resume_from=resume_from)
     callbacks = build_callbacks(cfg.get("callbacks"), stage_dir, with_logger=bool(loggers))
     if kwargs.get("enable_progress_bar", True) and not any(isinstance(c, ProgressBar) for c in callbacks):
-        callbacks.append(TQDMProgressBar(refresh_rate=refresh))
+        # a bar on a terminal, counting optimiser steps when the stage is measured in them; a log line
+        # every 30 s elsewhere (shiftlab.tasks.progress)
+        callbacks.append(StepProgressBar(refresh, stage) if sys.stderr.isatty() else LineProgress(stage))
     kwargs["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
     kwargs["plugins"] = list(kwargs.get("plugins") or []) + trainer_plugins()
     # Checkpoints written atomically (a full disk leaves the previous one intact) and a corrupt one
