@@ -26,6 +26,7 @@ from shiftlab.stages.common import prefixed, seed_stage
 from shiftlab.stages.finetuning import reevaluate
 from shiftlab.utils.io import write_json_atomic
 from shiftlab.utils.run_layout import RunLayout
+from shiftlab.utils.upstream_warnings import silence_known_upstream_warnings
 
 
 def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: str = "test") -> dict[str, float]:
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", action="append", help="a task to evaluate (repeatable; default: all of the run's)")
     parser.add_argument("--split", default="test", choices=("val", "test"))
     args = parser.parse_args(argv)
+    silence_known_upstream_warnings()
     try:
         metrics = evaluate_run(args.run_dir, tasks=args.task, split=args.split)
     except (FileNotFoundError, ValueError) as error:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from shiftlab.compatibility import check_components
 from shiftlab.config_schema import ConfigError, checked, compose_checked
+from shiftlab.utils.upstream_warnings import silence_known_upstream_warnings
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -36,6 +37,7 @@ PREFLIGHT_MAX_COMPOSITIONS = 64
 
 def main() -> None:
     """``shiftlab-train``: :func:`preflight`, then the Hydra app (:func:`train`)."""
+    silence_known_upstream_warnings()
     preflight(sys.argv[1:])
     train()
 

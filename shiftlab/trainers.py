@@ -121,6 +121,9 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         elif target.endswith("WandbLogger"):
             extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
+        if target.endswith("WandbLogger"):
+            # Lightning passes anonymous=None, which W&B >= 0.19 warns about on every run ("has no effect")
+            getattr(logger, "_wandb_init", {}).pop("anonymous", None)
         if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra and is_rank_zero():
             # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
             logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)
