@@ -124,6 +124,9 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
         if target.endswith("WandbLogger"):
             # Lightning passes anonymous=None, which W&B >= 0.19 warns about on every run ("has no effect")
             getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+        if not target.endswith("WandbLogger") and cfg is not None and is_rank_zero():
+            # The resolved config as the run's hyperparameters: CSV's hparams.yaml, TensorBoard's HPARAMS tab
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra and is_rank_zero():
             # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
             logger.experiment.config.update(OmegaConf.to_container(cfg, resolve=True), allow_val_change=True)

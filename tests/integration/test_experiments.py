@@ -79,3 +79,6 @@ def test_every_debug_mode_runs_the_quickstart(mode, tmp_path):
     assert "order/test/acc" in metrics and "pretrain/val/loss" in metrics
     if mode != "fast_dev_run":  # fast_dev_run turns the loggers off
         assert list((tmp_path / "order").glob("events.out.tfevents.*")), "no TensorBoard events written"
+        # the resolved config reaches the loggers: the stage's hparams.yaml (CSV's and TensorBoard's)
+        hparams = OmegaConf.load(tmp_path / "order" / "hparams.yaml")
+        assert hparams.seed == cfg.seed and hparams.backbone.name == cfg.backbone.name
