@@ -18,10 +18,11 @@ inside a Lightning loop it asks for a checkpoint and a requeue at the next batch
 (:func:`take_requeue_request`, served by :class:`~shiftlab.tasks.resume.InterruptCheckpoint`),
 elsewhere the job is requeued at once (it resumes from its last checkpoint or finished stage).
 
-A process forked during a watched run (a corpus-cache worker, a DataLoader worker) gets the
-default handlers back at once (:func:`_reset_in_forked_child`). It would otherwise inherit this
-module's handler, and Lightning's, and treat ``Pool.terminate()``'s SIGTERM as a request to stop
-a Trainer it does not run: the worker would live on and its parent would wait for it forever.
+A process forked during a watched run (a corpus-cache worker, a DataLoader worker) gets SIGTERM's
+default action back at once and ignores SIGINT and SIGUSR1 (:func:`_reset_in_forked_child`). It
+would otherwise inherit this module's handler, and Lightning's, and treat ``Pool.terminate()``'s
+SIGTERM as a request to stop a Trainer it does not run: the worker would live on and its parent
+would wait for it forever.
 """
 
 from __future__ import annotations
@@ -133,12 +134,15 @@ class InterruptWatch:
 
 
 def _reset_in_forked_child() -> None:
-    """In a child forked while a run is watched: the default SIGTERM / SIGINT handling, and no
-    trainer or signal inherited from the parent (see the module docstring)."""
+    """In a child forked while a run is watched: SIGTERM's default action (so that
+    ``Pool.terminate()`` and a DataLoader's shutdown end it), SIGINT and SLURM's requeue signal
+    ignored (a Ctrl-C or ``--signal=USR1`` reaches the whole process group; the run's own process
+    handles them and stops its workers), and no trainer or signal inherited from the parent."""
     global _received, _trainer, _watching, _requeue_requested
     if _watching:
-        for signum in (*WATCHED, signal.SIGUSR1):
-            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     _received, _trainer, _watching, _requeue_requested = None, None, False, False
 
 
