@@ -49,12 +49,13 @@ def test_a_2x2_sweep_gives_four_jobs_four_metrics_and_four_wandb_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path):
-    # A value the config schema cannot know is wrong: the policy refuses it when the stage builds it.
-    result, jobs = sweep(tmp_path, "shift.params.rate=7,0.15", "logger=none")
+    # A value the config checks cannot know is wrong (shiftlab.compatibility checks an objective's
+    # parameter names, not their values): the objective refuses it when the stage builds it.
+    result, jobs = sweep(tmp_path, "objective=detect", "+objective.heads.detect.classes=5,2", "logger=none")
     assert result.returncode != 0  # the sweep reports the failure...
     failed, succeeded = jobs
     failure = json.loads((failed / "failure.json").read_text())
-    assert failure["stage"] == "pretrain" and "rate must be in [0, 1]" in failure["message"]
+    assert failure["stage"] == "pretrain" and "classes must be 2" in failure["message"]
     assert "Traceback" in failure["traceback"]
     assert not (failed / "metrics.json").exists()
     assert json.loads((failed / "run_info.json").read_text())["status"] == "failed"

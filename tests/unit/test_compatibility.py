@@ -44,6 +44,7 @@ def test_every_shipped_experiment_fits_together(overrides):
      r"objective 'detect' has no targets under shift policy 'token_move' \(it needs a policy that puts new tokens in\)"),
     (["+objective.heads.token_restore.alpha=2"], r"objective 'token_restore' got unknown parameter\(s\) alpha"),
     (["+shift.params.speed=2"], r"shift=token_move: shift policy 'token_move' got unknown parameter\(s\) speed"),
+    (["shift.params.rate=7"], r"shift=token_move: token_move: rate must be in \[0, 1\], got 7"),
 ])
 def test_a_misfit_names_the_keys_and_what_fits(overrides, message):
     with pytest.raises(ConfigError, match=message):
