@@ -122,10 +122,11 @@ def build_loggers(logger_cfg, stage: str, stage_dir: Path, cfg: DictConfig | Non
             extra.update(wandb_run_arguments(cfg, stage, stage_dir.parent))
         logger = instantiate(spec, **extra)
         if target.endswith("WandbLogger"):
-            # Lightning passes anonymous=None, which W&B >= 0.19 warns about on every run ("has no effect")
+            # Lightning passes anonymous=None, which this W&B warns about on every run ("has no effect")
             getattr(logger, "_wandb_init", {}).pop("anonymous", None)
         if not target.endswith("WandbLogger") and cfg is not None and is_rank_zero():
-            # The resolved config as the run's hyperparameters: CSV's hparams.yaml, TensorBoard's HPARAMS tab
+            # The resolved config as the run's hyperparameters (the stage's hparams.yaml; TensorBoard's
+            # HPARAMS tab would need metrics with them, which Lightning only writes together)
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         if target.endswith("WandbLogger") and cfg is not None and "experiment" not in extra and is_rank_zero():
             # The resolved config as the run's W&B config (``config=`` would collide with instantiate's own).
