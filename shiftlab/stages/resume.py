@@ -134,7 +134,9 @@ def _common_trainer_defaults() -> dict:
     trainer config lists (a run directory from before they were listed lacks them)."""
     from omegaconf import OmegaConf
 
-    path = Path(__file__).resolve().parents[2] / "conf" / "trainer_common" / "lightning.yaml"
+    from shiftlab.config import project_root
+
+    path = Path(project_root()) / "conf" / "trainer_common" / "lightning.yaml"
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else {}
 
 
