@@ -78,9 +78,56 @@ def file_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._=+-]+", "_", str(text)).strip("_") or "_"
 
 
+def abs_path(path: str) -> str:
+    """``${abs_path:path}``: ``path`` made absolute against the directory the run is launched from
+    (``~`` expanded), so a run directory's config.yaml reads the same files from anywhere."""
+    import os
+
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
+# File-name words that say a split, not a dataset: dropped from a data name (train.conll, sst2_dev.tsv).
+_SPLIT_WORDS = {"train", "training", "trn", "dev", "devel", "development", "val", "valid", "validation",
+                "test", "testing", "tst", "eval", "evaluation", "heldout"}
+
+
+def data_name(source, data_dir: str = ".", config: str | None = None) -> str:
+    """``${data_name:source,data_dir,config}``: a run's data name (``data.name``, part of ``run_name``)
+    that follows the data it reads, for the generic ``data=conll|tsv|parallel|datasets`` configs.
+    ``source`` is a file (a list of files: the first), a directory or a Hub name; relative names
+    are taken under ``data_dir``, as the corpus reads them. The name is the file's name up to its
+    first dot without split words (``reviews_train.csv`` -> ``reviews``); when nothing is left
+    (``train``, ``dev.tsv``), its directory's (``wikiann-en/train`` -> ``wikiann-en``). A directory
+    gives its name, a Hub name its last part (``eriktks/conll2003`` -> ``conll2003``); ``config`` is appended
+    (``glue`` + ``sst2`` -> ``glue-sst2``). An unset source gives ``unset``."""
+    import os
+    import re
+
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        source = list(source)[0] if len(source) else None  # (source, target) pair of files
+    if source is None or str(source) in ("", "???"):
+        return "unset"
+    path = Path(os.path.abspath(Path(os.path.expanduser(str(data_dir or "."))) / os.path.expanduser(str(source))))
+    if path.is_dir():
+        name = path.name
+    else:  # a file, or a Hub name (which reads as one)
+        parts = re.split(r"([-_]+)", path.name.split(".")[0])  # words, with the separators between them
+        while parts and (parts[0].lower() in _SPLIT_WORDS or not parts[0].strip("-_")):
+            parts.pop(0)
+        while parts and (parts[-1].lower() in _SPLIT_WORDS or not parts[-1].strip("-_")):
+            parts.pop()
+        name = "".join(parts) or path.parent.name
+    name = f"{name}-{config}" if config not in (None, "") else name
+    return file_name(name) if name else "data"
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("file_name"):
         OmegaConf.register_new_resolver("file_name", file_name)
+    if not OmegaConf.has_resolver("abs_path"):
+        OmegaConf.register_new_resolver("abs_path", abs_path)
+    if not OmegaConf.has_resolver("data_name"):
+        OmegaConf.register_new_resolver("data_name", data_name)
     if not OmegaConf.has_resolver("package_dir"):
         OmegaConf.register_new_resolver("package_dir", package_dir)
     if not OmegaConf.has_resolver("project_root"):

@@ -87,6 +87,14 @@ class DataConfig:
     views: int = 1  # shifted views of each sample per batch
     dynamic: bool = True  # re-draw the shift every epoch (false: keep epoch 0's draw)
     sentences_per_sample: int = 1  # pack k sentences per pretraining sample (needed by unit=sentence policies)
+    # Your own data (data=conll|tsv|parallel|datasets), named as transformers' run_ner.py /
+    # run_glue.py / run_translation.py name them; those configs hand them to their corpus
+    # (data.corpus.<key> says the same), other data configs refuse them.
+    train_file: Any = None  # a file (parallel: or a [source, target] pair of files)
+    validation_file: Any = None  # null: held out of train
+    test_file: Any = None  # null: held out of train
+    dataset_name: Optional[str] = None  # data=datasets: a Hub name or a local directory
+    dataset_config_name: Optional[str] = None  # data=datasets: the dataset's configuration
 
 
 @dataclass
@@ -136,6 +144,20 @@ class FinetuneConfig:
 
 
 @dataclass
+class ExportConfig:
+    """``export``: each fine-tuned task's standard transformers export (``<run>/<task>/model/``:
+    AutoModelFor<Task> / AutoPeftModelFor<Task>, tokenizer, model card) and its upload to the Hugging
+    Face Hub (docs/exports.md). shiftlab's own export (``<task>/adapter/``) is always written."""
+
+    standard: bool = True  # write <task>/model/ (false: only shiftlab's own <task>/adapter/)
+    push_to_hub: bool = False  # upload each task's <task>/model/ (huggingface_hub's credentials: HF_TOKEN)
+    # The repository, <user or organisation>/<name>; {task} is replaced by the task's name (needed
+    # when the run has several tasks).
+    hub_model_id: Optional[str] = None
+    hub_private: bool = True  # a new repository is private
+
+
+@dataclass
 class RunConfig:
     """The top-level keys of ``conf/train.yaml`` (the config's other top-level keys stay open)."""
 
@@ -152,7 +174,8 @@ class RunConfig:
     optimize_metric: Optional[str] = None  # the metrics.json key a sweeper optimises (hparams_search sets it)
 
 
-SECTIONS: Dict[str, type] = {"data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig}
+SECTIONS: Dict[str, type] = {"data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
+                             "export": ExportConfig}
 # What a required setting (no default) is, for the message when it is absent.
 REQUIRED = {"data.name": "a string: the data config's name", "data.corpus": "a mapping with a _target_: the corpus"}
 
@@ -321,9 +344,39 @@ def checked(cfg: Any) -> DictConfig:
             errors.append(wrong_type_message(section, schema, node._value()))
             continue
         _check_mapping(cfg[section] if node is not None else None, section, schema, errors)
+    errors.extend(_own_data_keys(cfg))
     if errors:
         raise ConfigError(errors)
     return _with_defaults(cfg)
+
+
+OWN_DATA_KEYS = ("train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name")
+
+
+def _own_data_keys(cfg: DictConfig) -> list[str]:
+    """``data.train_file`` (``data.dataset_name``) unset on a config whose corpus reads it, and
+    ``data.train_file`` and its siblings set on a data config whose corpus does not read them
+    (``data=wikiann data.train_file=x`` would otherwise train on WikiANN and ignore x)."""
+    data = cfg._get_node("data") if "data" in cfg else None
+    if data is None or not OmegaConf.is_dict(data) or data._is_none() or data._is_missing() or "corpus" not in data:
+        return []
+    corpus = data._get_node("corpus")
+    if not OmegaConf.is_dict(corpus) or corpus._is_none() or corpus._is_missing():
+        return []
+    read = str(OmegaConf.to_container(corpus, resolve=False))
+    errors = []
+    for key in OWN_DATA_KEYS:
+        node = data._get_node(key) if key in data else None
+        unset = node is None or node._is_none() or node._is_missing()
+        reads = f"data.{key}}}" in read or f"..{key}}}" in read
+        if unset and reads and key in ("train_file", "dataset_name"):
+            errors.append(f"data.{key} must be set: this data config reads its data from it "
+                          f"(e.g. data.{key}={'train.tsv' if key == 'train_file' else 'glue'}); docs/your_own_data.md")
+        elif not unset and not reads:
+            target = corpus.get("_target_", "?")
+            errors.append(f"data.{key} is read by data=conll, tsv, parallel and datasets; this data config's corpus "
+                          f"({target}) does not read it: set its own data.corpus keys instead")
+    return errors
 
 
 def _check_mapping(node: Optional[DictConfig], path: str, schema: type, errors: list) -> None:

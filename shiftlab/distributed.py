@@ -159,7 +159,7 @@ def distributed_job(trainer_cfg, run_dir: Path, config_path: Path | None = None)
         if launcher is None:
             if int(trainer_cfg.get("num_nodes") or 1) > 1:
                 raise ValueError("trainer.num_nodes > 1 needs processes started on every node: run under SLURM "
-                                 "(launcher=slurm with tasks_per_node) or torchrun; see the README")
+                                 "(launcher=slurm with tasks_per_node) or torchrun; see docs/user_guide.md, \"Several GPUs and several nodes\"")
             if config_path is None:
                 raise ValueError("launching ranks needs the job's resolved config file")
             port = _free_port()

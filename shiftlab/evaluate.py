@@ -25,6 +25,7 @@ from shiftlab.run_context import RunContext
 from shiftlab.stages.common import prefixed, seed_stage
 from shiftlab.stages.finetuning import reevaluate
 from shiftlab.utils.io import write_json_atomic
+from shiftlab.utils.logs import ensure_console
 from shiftlab.utils.run_layout import RunLayout
 from shiftlab.utils.upstream_warnings import silence_known_upstream_warnings
 
@@ -43,9 +44,9 @@ def evaluate_run(run_dir: str | Path, *, tasks: list[str] | None = None, split: 
     if missing:
         raise FileNotFoundError(f"{layout.root} has no export for task(s) {', '.join(missing)} (looked for <task>/adapter)")
 
-    base = ctx.finetuning_base()
     metrics: dict[str, float] = {}
     for task in chosen:
+        base = ctx.finetuning_base(task)
         metrics.update(prefixed(task, reevaluate(cfg, task, ctx.tasks.get(task, {}), ctx.corpus, ctx.tokenizer,
                                                  ctx.framing, base, layout, split)))
     write_json_atomic(layout.eval_metrics(split), metrics)
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("val", "test"))
     args = parser.parse_args(argv)
     silence_known_upstream_warnings()
+    ensure_console()  # the reports are logged (shiftlab.utils.logs)
     try:
         metrics = evaluate_run(args.run_dir, tasks=args.task, split=args.split)
     except (FileNotFoundError, ValueError) as error:

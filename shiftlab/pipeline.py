@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -30,10 +29,12 @@ from shiftlab.stages.common import format_summary, prefixed, seed_stage
 from shiftlab.stages.finetuning import finetune
 from shiftlab.stages.pretraining import pretrain_or_reuse
 from shiftlab.stages.resume import Resume, RunDirectoryLock, check_run_directory, continue_requeued_job
+from shiftlab.stages.run_log import config_summary, stage_files, stage_results
 from shiftlab.trainers import finish_wandb
 from shiftlab.utils import interrupts
 from shiftlab.utils.interrupts import InterruptWatch, RunInterrupted
 from shiftlab.utils.io import write_json_atomic, write_text_atomic
+from shiftlab.utils.logs import ensure_console, log, results_from
 from shiftlab.utils.run_info import JobInfo, RunRecord
 from shiftlab.utils.run_layout import RunLayout
 
@@ -42,7 +43,9 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dic
     """Run every stage; ``metrics.json`` at the end, or ``failure.json`` (and the error raised).
 
     With a DDP trainer (``trainer=ddp`` / ``ddp_cpu``) this process is rank 0 of the job and starts
-    the other ranks itself (:mod:`shiftlab.distributed`); only rank 0 writes the run's files."""
+    the other ranks itself (:mod:`shiftlab.distributed`); only rank 0 writes the run's files and
+    logs its settings and results (:mod:`shiftlab.utils.logs`)."""
+    ensure_console()  # outside shiftlab-train (a script, a notebook, ranks > 0) nobody configured logging
     cfg = checked(cfg)  # every default filled in and every value checked, before anything is written
     layout = RunLayout(run_dir)
     launcher = external_launcher()
@@ -57,7 +60,8 @@ def run(cfg: DictConfig, run_dir: str | Path, job: JobInfo | None = None) -> dic
             if world.is_zero and launcher in ("torchrun", "slurm"):
                 _write_config(cfg, layout)
             processes = gather_objects(os.getpid())  # recorded in run_info.json
-            return _run_job(cfg, layout, job, world, processes)
+            with results_from(world.is_zero):
+                return _run_job(cfg, layout, job, world, processes)
 
 
 def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: World,
@@ -65,8 +69,8 @@ def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: Wor
     """Rank 0 records the run (``run_info.json``, ``failure.json``) around the stages."""
     if not world.is_zero:
         return _run_stages(cfg, layout, {"stage": "setup"})
-    print(f"shiftlab: run directory {layout.root.resolve()}"
-          + (f" ({world.size} processes)" if world.size > 1 else ""), flush=True)
+    log.info("run directory %s%s", layout.root.resolve(), f" ({world.size} processes)" if world.size > 1 else "")
+    log.info(config_summary(cfg, job.choices if job is not None else None))
     record = RunRecord(layout.root, seed=cfg.seed, job=job)
     record.start()
     record.update(world_size=world.size, processes=processes)
@@ -80,17 +84,16 @@ def _run_job(cfg: DictConfig, layout: RunLayout, job: JobInfo | None, world: Wor
         if signum is None:
             recorded = record.fail(error, progress["stage"])
             finish_wandb(exit_code=1)
-            print(f"shiftlab: run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
-                  + (f"(recorded in {layout.failure.resolve()})" if recorded else "(not recorded: see stderr)"),
-                  flush=True)
+            log.error(f"run failed in stage {progress['stage']!r}: {type(error).__name__}: {error} "
+                      + (f"(recorded in {layout.failure.resolve()})" if recorded else "(not recorded: see above)"))
             raise
         interrupted = RunInterrupted(signum)
         message = (f"{interrupted} in stage {progress['stage']!r}; resume with: shiftlab-train <the same overrides> "
                    f"ckpt_path=last hydra.run.dir={layout.root.resolve()}")
         recorded = record.fail(error, progress["stage"], signal_name=interrupted.signal_name, message=message)
         finish_wandb(exit_code=interrupted.code)
-        print(f"shiftlab: run {message} " + (f"(recorded in {layout.failure.resolve()})" if recorded else
-                                             "(not recorded: see above)"), file=sys.stderr, flush=True)
+        log.warning(f"run {message} " + (f"(recorded in {layout.failure.resolve()})" if recorded else
+                                         "(not recorded: see above)"))
         raise interrupted from error
     finish_wandb(exit_code=0)
     return metrics
@@ -102,6 +105,7 @@ def _run_stages(cfg: DictConfig, layout: RunLayout, progress: dict) -> dict[str,
     ctx = RunContext.build(cfg, layout.root)  # a wrong task name fails here, before any training
     resume = Resume(cfg.ckpt_path, layout)
     metrics: dict[str, float] = {}
+    log.info("tasks: %s", ", ".join(ctx.tasks) or "none")
 
     backbone = ctx.spec
     if ctx.pretrains:
@@ -118,14 +122,15 @@ def _run_stages(cfg: DictConfig, layout: RunLayout, progress: dict) -> dict[str,
     progress["stage"] = "write"
     if is_rank_zero():
         write_json_atomic(layout.metrics, metrics)
-        print(format_summary(metrics), flush=True)
-        print(f"shiftlab: metrics written to {layout.metrics.resolve()}", flush=True)
+        log.info(format_summary(metrics))
+        log.info("metrics written to %s", layout.metrics.resolve())
     return metrics
 
 
 def _stage(name: str, resume: Resume, work: Callable[[], dict[str, float]]) -> dict[str, float]:
     """One stage's metrics (``<name>/...``): recorded by an earlier attempt, or run now, timed and
-    recorded; every process waits for the others before the next stage."""
+    recorded, and logged with the stage's files; every process waits for the others before the next
+    stage."""
     results = resume.finished(name)
     if results is None:
         started = time.perf_counter()
@@ -137,6 +142,10 @@ def _stage(name: str, resume: Resume, work: Callable[[], dict[str, float]]) -> d
             # A signal that came after the stage's last training batch (in its final validation or its
             # test): the stage is complete and recorded, and the run stops here.
             raise RunInterrupted(interrupts.received())
+    log.info(stage_results(name, results))
+    files = stage_files(name, resume.layout.stage(name))
+    if files:
+        log.info(files)
     return prefixed(name, results)
 
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from shiftlab.data import Framing
 from shiftlab.data.tasks import resolve_tasks
 from shiftlab.data.tokenization import build_tokenizer
+from shiftlab.exports.hub import check_hub_settings
 from shiftlab.families import family_for
 from shiftlab.models import BackboneSpec
 from shiftlab.utils.run_layout import RunLayout
@@ -51,6 +52,7 @@ class RunContext:
         tasks = resolve_tasks(cfg.task.tasks, corpus)
         for task in tasks:  # every task's data and settings, before any training
             family_for(corpus, task).check(corpus, task, mode=cfg.finetune.name, trainer_cfg=cfg.trainer)
+        check_hub_settings(cfg.get("export"), list(tasks))
         return cls(cfg, RunLayout(run_dir), corpus, spec, tokenizer, framing, tasks)
 
     @property
@@ -63,6 +65,11 @@ class RunContext:
         return BackboneSpec(name=self.spec.name, kind=self.spec.kind, name_or_path=str(self.layout.pretrained_backbone),
                             attn_implementation=self.spec.attn_implementation)
 
-    def finetuning_base(self) -> BackboneSpec:
-        """What a finished run's tasks were fine-tuned from: its pretrained export, if it has one."""
+    def finetuning_base(self, task: str | None = None) -> BackboneSpec:
+        """What a finished run's task was fine-tuned from: the base it exported itself
+        (``<task>/base/``: a random-init backbone under a non-full mode), else the run's pretrained
+        export, if it has one, else the backbone spec."""
+        if task is not None and self.layout.base(task).exists():
+            return BackboneSpec(name=self.spec.name, kind=self.spec.kind, name_or_path=str(self.layout.base(task)),
+                                attn_implementation=self.spec.attn_implementation)
         return self.pretrained_spec() if self.layout.pretrained_backbone.exists() else self.spec

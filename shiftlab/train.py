@@ -57,7 +57,9 @@ def train(cfg: DictConfig) -> float | None:
         config_error_exit(error)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    job = JobInfo(overrides=list(hydra_cfg.overrides.task))
+    job = JobInfo(overrides=list(hydra_cfg.overrides.task),
+                  choices={group: str(option) for group, option in hydra_cfg.runtime.choices.items()
+                           if option is not None and not group.startswith("hydra/")})
     if hydra_cfg.mode == RunMode.MULTIRUN:
         job.num, job.sweep_dir = int(hydra_cfg.job.num), str(hydra_cfg.sweep.dir)
         cfg.run_group = job.group  # one W&B group per sweep

@@ -38,6 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from shiftlab.utils import logs
 from shiftlab.utils.cache import build_once, content_key, source_fingerprint
 from shiftlab.utils.io import write_json_atomic
 
@@ -129,7 +130,7 @@ class BuiltCorpus:
 
 
 def ensure_corpus(recipe: CorpusRecipe, cache_dir: str | Path | None, *, num_proc: int | None = None,
-                  log: Callable[[str], None] = print) -> BuiltCorpus:
+                  log: Callable[[str], None] = logs.log.info) -> BuiltCorpus:
     """The built corpus for ``recipe``: opened from ``cache_dir/corpora/<key>`` when it is
     there, built there first when not (``cache_dir=None``: built in a temporary directory)."""
     inputs = recipe.key_inputs()
@@ -142,10 +143,10 @@ def ensure_corpus(recipe: CorpusRecipe, cache_dir: str | Path | None, *, num_pro
         return built
     final = Path(cache_dir).expanduser() / "corpora" / key
     built_now = build_once(final, lambda tmp: _build(recipe, inputs, key, tmp, num_proc, log),
-                           waiting_message=f"shiftlab: waiting for another process to build the corpus cache {final}")
+                           waiting_message=f"waiting for another process to build the corpus cache {final}")
     corpus = _open(final, built_now=built_now)
     if not built_now:
-        log(f"shiftlab: pretraining corpus from the cache {final} ({corpus.describe()}): nothing to tokenise")
+        log(f"pretraining corpus from the cache {final} ({corpus.describe()}): nothing to tokenise")
     return corpus
 
 
@@ -165,7 +166,7 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
     if all(source.small for source in recipe.sources):
         workers = 1  # starting processes would cost more than they save
     what = "; ".join(source.describe() for source in recipe.sources)
-    log(f"shiftlab: tokenising the pretraining corpus ({what}) into {directory} with {workers} process(es)")
+    log(f"tokenising the pretraining corpus ({what}) into {directory} with {workers} process(es)")
     job = _ChunkJob(recipe.sources, recipe.tokenizer, recipe.framing, recipe.max_length, recipe.packing, directory)
     totals = {split: {"files": [], "rows": 0, "tokens": 0, "documents": 0} for split in recipe.splits()}
     tokens, last_report = 0, started
@@ -190,7 +191,7 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
             now = time.perf_counter()
             if now - last_report > 30 or done == len(chunks):
                 last_report = now
-                log(f"shiftlab: corpus cache: {done}/{len(chunks)} chunks, {tokens:,} tokens, "
+                log(f"corpus cache: {done}/{len(chunks)} chunks, {tokens:,} tokens, "
                     f"{tokens / max(now - started, 1e-9):,.0f} tokens/s")
     except BaseException:
         if pool is not None:
@@ -213,7 +214,7 @@ def _build(recipe: CorpusRecipe, inputs: dict, key: str, directory: Path, num_pr
                 "build": {"seconds": round(seconds, 2), "processes": workers, "chunks": len(chunks),
                           "tokens_per_s": round(tokens / max(seconds, 1e-9)), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}}
     write_json_atomic(directory / MANIFEST, manifest)
-    log(f"shiftlab: corpus cache built in {seconds:.1f} s ({tokens:,} tokens, {tokens / max(seconds, 1e-9):,.0f} tokens/s)")
+    log(f"corpus cache built in {seconds:.1f} s ({tokens:,} tokens, {tokens / max(seconds, 1e-9):,.0f} tokens/s)")
 
 
 _FORKED_JOB: "_ChunkJob | None" = None

@@ -17,6 +17,7 @@ from .collate import EncodedDataset, LabelCollator, ShiftCollator, word_labels_t
 from .corpus import Corpus, LabelledCorpus, require
 from .corpus_cache import BuiltCorpus, CorpusRecipe, ensure_corpus
 from .documents import DocumentSource, InMemoryDocuments
+from .resumable import ResumableDataLoader
 from .row_dataset import RowDataset
 from .sampling import EpochIndexSampler
 from .tokenization import Framing, encode_word_windows, encode_words, is_char_level
@@ -36,7 +37,6 @@ class _SplitsDataModule(L.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.prefetch_factor = None if prefetch_factor is None else int(prefetch_factor)
         self.datasets: dict[str, EncodedDataset | RowDataset] = {}
-        self.resume_skip_batches = 0
 
     def _loader(self, split: str, collate, *, train: bool, fixed_epoch: int | None = None) -> DataLoader:
         """One split's loader. Batch sizes are global: with N processes each loads 1/N of every batch."""
@@ -51,10 +51,8 @@ class _SplitsDataModule(L.LightningDataModule):
                                     rank=world.rank, world_size=world.size, even=train)
         if train and fixed_epoch is not None:
             sampler.fixed_epoch = fixed_epoch
-        if train:
-            # Resuming mid-epoch (shiftlab.tasks.resume): the batches the checkpoint had already done.
-            sampler.skip, self.resume_skip_batches = self.resume_skip_batches * self.batch_size, 0
-        return DataLoader(
+        # Training loaders resume mid-epoch through Lightning's checkpoints (shiftlab.data.resumable).
+        return (ResumableDataLoader if train else DataLoader)(
             dataset,
             batch_size=batch_size // world.size,
             sampler=sampler,

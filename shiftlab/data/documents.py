@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .readers import iter_text, split_words, text_byte_ranges
+from .readers import iter_text, load_hf_split, split_words, text_byte_ranges
 
 Document = list[list[str]]  # sentences of words
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".ndjson")
@@ -268,18 +268,9 @@ class DatasetDocuments(DocumentSource):
 
 def load_text_dataset(name_or_path: str, *, split: str, config: str | None = None, text_field: str = "text",
                       **load_kwargs):
-    """One split of a ``datasets`` source, checked to have ``text_field``."""
-    import datasets
-
-    local = Path(os.path.expanduser(name_or_path))
-    if local.is_dir() and ((local / "dataset_info.json").is_file() or (local / "dataset_dict.json").is_file()):
-        data = datasets.load_from_disk(str(local))
-        if isinstance(data, datasets.DatasetDict):
-            if split not in data:
-                raise ValueError(f"{name_or_path}: no split {split!r}; splits: {', '.join(data)}")
-            data = data[split]
-    else:
-        data = datasets.load_dataset(name_or_path, config, split=split, **load_kwargs)
+    """One split of a ``datasets`` source (:func:`~shiftlab.data.readers.load_hf_split`), checked to
+    have ``text_field``."""
+    data = load_hf_split(name_or_path, split=split, config=config, **load_kwargs)
     if text_field not in data.column_names:
         raise ValueError(f"{name_or_path} (split {split!r}): no field {text_field!r}; fields: "
                          f"{', '.join(data.column_names)} (set data.corpus.text_field)")

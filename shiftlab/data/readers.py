@@ -1,8 +1,8 @@
 """Readers for the formats real datasets come in: CoNLL, TSV/CSV, parallel text, raw text, HF datasets.
 
-Pure standard library (``datasets`` only for :func:`read_hf_dataset`, imported lazily). Every
-file reader takes a path, returns plain Python data and behaves the same on the quirks real
-files arrive with:
+Pure standard library (``datasets``, a dependency, only for the Hugging Face readers, imported
+lazily: it is slow to import). Every file reader takes a path, returns plain Python data and
+behaves the same on the quirks real files arrive with:
 
 - UTF-8 with or without a byte-order mark (a BOM at the start of any line, as left by
   concatenating files, is dropped too);
@@ -32,6 +32,11 @@ __all__ = [
     "label_set",
     "read_classification",
     "read_conll",
+    "hf_label_names",
+    "hf_rows",
+    "is_saved_dataset",
+    "load_hf_split",
+    "read_header",
     "read_hf_dataset",
     "read_parallel",
     "iter_text",
@@ -278,6 +283,25 @@ def _resolve_column(column, header: list[str] | None, path: Path, width: int, ro
             return header.index(candidate)
     wanted = " or ".join(repr(c) for c in candidates)
     raise _error(path, 1, f"a {role} column named {wanted}", f"header columns: {', '.join(header)}")
+
+
+def read_header(path, *, delimiter: str = "\t", quoting: int | None = None) -> list[str]:
+    """The column names (stripped) on the first non-blank line of a TSV or CSV file, read as
+    :func:`read_classification` reads it: to check the columns a config asks for before reading
+    the whole file."""
+    path = _check_file(path)
+    if quoting is None:
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    tracker = _LineTracker(path)
+    reader = csv.reader(tracker, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE)
+    try:
+        for row in reader:
+            if any(field.strip() for field in row):
+                return [field.strip() for field in row]
+    except csv.Error as exc:
+        raise _error(path, reader.line_num, f"well-formed {_delimiter_name(delimiter)}-separated columns",
+                     f"{exc}: {_show(tracker.last)}") from None
+    raise DataFormatError(f"{path}: expected a header line, found an empty file", path=path)
 
 
 def read_classification(path, *, text_column="sentence", label_column="label", header: bool = True,
@@ -548,8 +572,8 @@ def _import_datasets():
         import datasets  # noqa: PLC0415 - optional dependency, imported only when used
     except ImportError as exc:
         raise ImportError(
-            "read_hf_dataset needs the Hugging Face `datasets` package, which is not installed: "
-            "pip install datasets"
+            "reading a Hugging Face dataset needs the `datasets` package (a dependency of shiftlab), which is "
+            "not installed: pip install datasets"
         ) from exc
     return datasets
 
@@ -562,36 +586,42 @@ def _label_names(feature) -> Sequence[str] | None:
     return names
 
 
-def read_hf_dataset(name_or_path, *, split: str, text_field: str, label_field: str | None = None,
-                    config: str | None = None, **load_kwargs) -> list:
-    """One split of a Hugging Face dataset as plain data.
+def is_saved_dataset(path) -> bool:
+    """Whether ``path`` is a directory written by ``save_to_disk`` (a ``Dataset``: ``state.json`` +
+    ``dataset_info.json``; a ``DatasetDict``: ``dataset_dict.json``), which only ``load_from_disk``
+    reads; any other directory (data files, a loading script) is for ``load_dataset``."""
+    p = Path(os.fspath(path)).expanduser()
+    return p.is_dir() and ((p / "dataset_dict.json").is_file() or (p / "dataset_info.json").is_file())
 
-    A local directory is read with ``datasets.load_from_disk`` (a saved ``DatasetDict`` is
-    indexed by ``split``); anything else with ``datasets.load_dataset(name, config,
-    split=split, **load_kwargs)``. Returns ``[text, ...]`` without ``label_field``, else
-    ``[(text, label), ...]``; a text is a string or, for pre-tokenised data, a list of words.
-    Integer class labels (``ClassLabel`` features) are returned as their names; other labels
-    as strings, so the result looks like what the file readers return.
-    """
+
+def load_hf_split(name_or_path, *, split: str, config: str | None = None, **load_kwargs):
+    """One split of a ``datasets`` source, as a ``datasets.Dataset``: a ``save_to_disk`` directory
+    (read with ``load_from_disk``, offline; a saved ``DatasetDict`` is indexed by ``split``), or
+    anything ``datasets.load_dataset(name_or_path, config, split=split, **load_kwargs)`` takes (a
+    Hub name, a directory of data files, a builder such as ``csv`` with ``data_files``). Both the
+    pretraining documents (:mod:`shiftlab.data.documents`) and the labelled corpora read through it."""
     datasets = _import_datasets()
-    local = isinstance(name_or_path, (str, os.PathLike)) and Path(os.fspath(name_or_path)).expanduser().is_dir()
-    if local:
+    if isinstance(name_or_path, (str, os.PathLike)) and is_saved_dataset(name_or_path):
         data = datasets.load_from_disk(str(Path(os.fspath(name_or_path)).expanduser()))
         if isinstance(data, dict):  # DatasetDict is a dict of splits
             if split not in data:
                 raise ValueError(f"{name_or_path}: no split {split!r}; splits: {', '.join(map(str, data))}")
             data = data[split]
-    else:
-        data = datasets.load_dataset(name_or_path, config, split=split, **load_kwargs)
-    columns = list(getattr(data, "column_names", []))
-    for f in [text_field] + ([label_field] if label_field is not None else []):
-        if f not in columns:
-            raise ValueError(f"{name_or_path}, split {split!r}: no field {f!r}; fields: {', '.join(columns)}")
-    texts = list(data[text_field])
-    if label_field is None:
-        return texts
+        return data
+    return datasets.load_dataset(name_or_path, config, split=split, **load_kwargs)
+
+
+def hf_label_names(data, field: str) -> list[str] | None:
+    """The class names of ``field`` when it is a ``ClassLabel`` (or a sequence of them, tagging), else None."""
     features = getattr(data, "features", None) or {}
-    names = _label_names(features.get(label_field)) if hasattr(features, "get") else None
+    names = _label_names(features.get(field)) if hasattr(features, "get") else None
+    return None if names is None else [str(name) for name in names]
+
+
+def hf_rows(data, text_field: str, label_field: str) -> list:
+    """``[(text, label), ...]`` of a loaded split; ``ClassLabel`` integers become their names (per
+    word for tagging), other labels strings, as the file readers return them."""
+    names = hf_label_names(data, label_field)
 
     def name_of(value) -> str:
         if names is not None and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
@@ -600,4 +630,23 @@ def read_hf_dataset(name_or_path, *, split: str, text_field: str, label_field: s
 
     labels = [[name_of(v) for v in value] if isinstance(value, (list, tuple)) else name_of(value)
               for value in data[label_field]]
-    return list(zip(texts, labels))
+    return list(zip(list(data[text_field]), labels))
+
+
+def read_hf_dataset(name_or_path, *, split: str, text_field: str, label_field: str | None = None,
+                    config: str | None = None, **load_kwargs) -> list:
+    """One split of a Hugging Face dataset as plain data (loaded by :func:`load_hf_split`).
+
+    Returns ``[text, ...]`` without ``label_field``, else ``[(text, label), ...]``
+    (:func:`hf_rows`); a text is a string or, for pre-tokenised data, a list of words.
+    Integer class labels (``ClassLabel`` features) are returned as their names; other labels
+    as strings, so the result looks like what the file readers return.
+    """
+    data = load_hf_split(name_or_path, split=split, config=config, **load_kwargs)
+    columns = list(getattr(data, "column_names", []))
+    for f in [text_field] + ([label_field] if label_field is not None else []):
+        if f not in columns:
+            raise ValueError(f"{name_or_path}, split {split!r}: no field {f!r}; fields: {', '.join(columns)}")
+    if label_field is None:
+        return list(data[text_field])
+    return hf_rows(data, text_field, label_field)

@@ -15,6 +15,11 @@ lazily, once, and cached. Label sets come from the training split only (sorted; 
 for integer labels; ``O`` first for tags), so they never depend on val/test; a val/test label
 not seen in training raises a ``ValueError`` naming the label, the split and the file.
 ``vocabulary()`` is the sorted set of words over all splits, for a word-level tokenizer.
+
+Held-out splits. A ``val`` or ``test`` file not given (None) is held out of ``train``: each
+example goes by a CRC32 hash of its text (:func:`held_out_bucket`), so the split is
+deterministic, spread over the whole file, and copies of one sentence land in the same split;
+``holdout_fraction`` is the share of each held-out split. ``train_limit`` applies after it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,14 @@ def _sorted_words(sentences: Iterable[Sequence[str]]) -> list[str]:
     return sorted({word for sentence in sentences for word in sentence})
 
 
+def held_out_bucket(key: str, fraction: float, n_held_out: int) -> int:
+    """0 for train, 1 + k for the k-th of ``n_held_out`` held-out splits: a CRC32 share of ``key``,
+    so the same text always lands in the same split."""
+    share = (zlib.crc32(key.encode("utf-8")) % 1_000_000) / 1_000_000
+    k = int(share // fraction)
+    return 1 + k if k < n_held_out else 0
+
+
 class _FileCorpus(CorpusBase):
     """Split checks, the lazy cache and the unseen-label check shared by the corpora."""
 
@@ -91,6 +104,52 @@ class _FileCorpus(CorpusBase):
     def tasks(self) -> dict[str, str]:  # pragma: no cover - overridden
         return {}
 
+    def _set_paths(self, train, val, test, holdout_fraction: float) -> None:
+        """``self.paths`` (None for a split to hold out of train) and ``self.held_out``."""
+        self.paths = {"train": _resolve(train, "train")}
+        for split, path in (("val", val), ("test", test)):
+            self.paths[split] = None if path is None else _resolve(path, split)
+        self._set_held_out([split for split in ("val", "test") if self.paths[split] is None], holdout_fraction)
+
+    def _set_held_out(self, held_out: list[str], holdout_fraction: float) -> None:
+        self.held_out = held_out
+        if held_out and not 0.0 < float(holdout_fraction) * len(held_out) < 1.0:
+            raise ValueError(f"holdout_fraction must be in (0, {1 / len(held_out):g}) to hold {' and '.join(held_out)} "
+                             f"out of train and keep training examples, got {holdout_fraction}")
+        self.holdout_fraction = float(holdout_fraction)
+
+    def _where(self, split: str) -> str:
+        """Where a split comes from, for messages."""
+        if split in self.held_out:
+            return f"held out of {self._where('train')}, holdout_fraction={self.holdout_fraction:g}"
+        return str(self.paths[split])
+
+    def _examples(self, split: str, read: Callable[[str], list], key: Callable[[object], str]) -> list:
+        """A split's examples, cached: ``read(split)`` of its own source, or its share of the training
+        examples (by ``key(example)``, :func:`held_out_bucket`) when it is held out; the first
+        ``train_limit`` training examples when that is set."""
+        def load():
+            if split != "train" and split not in self.held_out:
+                return self._nonempty(read(split), self._where(split), split)
+            everything = self._cached("train:all", lambda: self._nonempty(read("train"), self._where("train"), "train"))
+            items = everything
+            if self.held_out:
+                buckets = self._cached("held out", lambda: self._hold_out(everything, key))
+                items = buckets[0 if split == "train" else 1 + self.held_out.index(split)]
+                if not items:
+                    raise ValueError(f"the {split} split ({self._where(split)}) has no examples: {len(everything)} "
+                                     f"training examples are too few to hold out {' and '.join(self.held_out)} "
+                                     "(copies of a text share a split); give the split its own file (or dataset "
+                                     "split), or a larger holdout_fraction")
+            return items[: self.train_limit] if split == "train" else items
+        return self._cached(split, load)
+
+    def _hold_out(self, items: list, key: Callable[[object], str]) -> list[list]:
+        buckets: list[list] = [[] for _ in range(1 + len(self.held_out))]
+        for item in items:
+            buckets[held_out_bucket(key(item), self.holdout_fraction, len(self.held_out))].append(item)
+        return buckets
+
     @staticmethod
     def _check_train_limit(train_limit) -> int | None:
         """``train_limit=N``: the first N training examples only (val and test stay whole)."""
@@ -99,13 +158,13 @@ class _FileCorpus(CorpusBase):
         return None if train_limit is None else int(train_limit)
 
     @staticmethod
-    def _nonempty(items: list, path: Path, split: str) -> list:
+    def _nonempty(items: list, path: Path | str, split: str) -> list:
         if not items:
             raise ValueError(f"the {split} split ({path}) has no examples")
         return items
 
     @staticmethod
-    def _check_known(labels: Iterable[str], known: Sequence[str], split: str, path: Path, train: Path) -> None:
+    def _check_known(labels: Iterable[str], known: Sequence[str], split: str, path: Path | str, train: Path | str) -> None:
         known_set = set(known)
         for label in labels:
             if label not in known_set:
@@ -121,26 +180,26 @@ class ConllCorpus(_FileCorpus):
     ``texts('train')`` are the training sentences, or the lines of ``pretrain`` (raw text, one
     sentence a line, or ``.jsonl``; see :func:`~shiftlab.data.readers.read_text`) when given;
     ``texts('val')`` / ``texts('test')`` the val / test sentences. ``train_limit=N`` keeps the
-    first N training sentences (a smaller run; val and test stay whole).
+    first N training sentences (a smaller run; val and test stay whole). ``val`` / ``test`` None:
+    held out of train (module docstring).
     """
 
     _name = "the CoNLL corpus"
 
-    def __init__(self, train, val, test, *, pretrain=None, docstart: str | None = "-DOCSTART-",
+    def __init__(self, train, val=None, test=None, *, pretrain=None, docstart: str | None = "-DOCSTART-",
                  token_column: int = 0, tag_column: int = -1, task: str = "ner", validate_tags: bool = True,
-                 train_limit: int | None = None):
+                 train_limit: int | None = None, holdout_fraction: float = 0.1):
         super().__init__()
         self.train_limit = self._check_train_limit(train_limit)
-        self.paths = {"train": _resolve(train, "train"), "val": _resolve(val, "val"), "test": _resolve(test, "test")}
+        self._set_paths(train, val, test, holdout_fraction)
         self.pretrain_path = None if pretrain is None else _resolve(pretrain, "pretrain")
         self.task = str(task)
         self._options = dict(docstart=docstart, token_column=token_column, tag_column=tag_column,
                              validate_tags=validate_tags)
 
     def _sentences(self, split: str) -> list[tuple[list[str], list[str]]]:
-        path = self.paths[split]
-        limit = self.train_limit if split == "train" else None
-        return self._cached(split, lambda: self._nonempty(read_conll(path, **self._options)[:limit], path, split))
+        return self._examples(split, lambda s: read_conll(self.paths[s], **self._options),
+                              key=lambda sentence: " ".join(sentence[0]))
 
     def _pretrain(self) -> list[list[str]]:
         path = self.pretrain_path
@@ -166,7 +225,7 @@ class ConllCorpus(_FileCorpus):
         sentences = self._sentences(split)
         if split != "train":
             self._check_known((tag for _, tags in sentences for tag in tags), self.label_names(task), split,
-                              self.paths[split], self.paths["train"])
+                              self._where(split), self._where("train"))
         return LabelledSplit([list(w) for w, _ in sentences], [list(t) for _, t in sentences])
 
     def vocabulary(self) -> list[str]:
@@ -185,28 +244,28 @@ class ClassificationCorpus(_FileCorpus):
     column accepts the usual spellings (``sentence``, ``content``, ``text``: SST-2 uses the
     first two). Texts are split into words with :func:`~shiftlab.data.readers.split_words`;
     ``texts(split)`` are the split's texts, so pretraining reads the training texts.
-    ``train_limit=N`` keeps the first N training rows (val and test stay whole).
+    ``train_limit=N`` keeps the first N training rows (val and test stay whole). ``val`` / ``test``
+    None: held out of train (module docstring).
     """
 
     _name = "the classification corpus"
 
-    def __init__(self, train, val, test, *, text_column=("sentence", "content", "text"), label_column="label",
+    def __init__(self, train, val=None, test=None, *, text_column=("sentence", "content", "text"), label_column="label",
                  header: bool = True, delimiter: str = "\t", task: str = "classification", text_columns=None,
-                 train_limit: int | None = None):
+                 train_limit: int | None = None, holdout_fraction: float = 0.1):
         super().__init__()
         self.train_limit = self._check_train_limit(train_limit)
-        self.paths = {"train": _resolve(train, "train"), "val": _resolve(val, "val"), "test": _resolve(test, "test")}
+        self._set_paths(train, val, test, holdout_fraction)
         self.task = str(task)
         self._options = dict(text_column=text_column, label_column=label_column, header=header,
                              delimiter=delimiter, text_columns=text_columns)
 
     def _rows(self, split: str) -> tuple[list[list[str]], list[str]]:
         def load():
-            path = self.paths[split]
-            limit = self.train_limit if split == "train" else None
-            rows = self._nonempty(read_classification(path, **self._options)[:limit], path, split)
+            rows = self._examples(split, lambda s: read_classification(self.paths[s], **self._options),
+                                  key=lambda row: row[0])
             return [split_words(text) for text, _ in rows], [label for _, label in rows]
-        return self._cached(split, load)
+        return self._cached(f"rows:{split}", load)
 
     def texts(self, split: str) -> list[list[str]]:
         self._check_split(split)
@@ -224,7 +283,7 @@ class ClassificationCorpus(_FileCorpus):
         self._check_split(split)
         words, labels = self._rows(split)
         if split != "train":
-            self._check_known(labels, self.label_names(task), split, self.paths[split], self.paths["train"])
+            self._check_known(labels, self.label_names(task), split, self._where(split), self._where("train"))
         return LabelledSplit([list(w) for w in words], list(labels))
 
     def vocabulary(self) -> list[str]:
@@ -361,9 +420,7 @@ class ParallelCorpus(_FileCorpus):
 
     def _bucket(self, sentence: str) -> int:
         """0 for train, 1 + k for the k-th held-out split."""
-        share = (zlib.crc32(sentence.encode("utf-8")) % 1_000_000) / 1_000_000
-        k = int(share // self.holdout_fraction)
-        return 1 + k if k < len(self.held_out) else 0
+        return held_out_bucket(sentence, self.holdout_fraction, len(self.held_out))
 
     def _raw(self) -> dict[str, list[tuple[str, str]]]:
         def load():

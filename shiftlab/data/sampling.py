@@ -37,7 +37,9 @@ class EpochIndexSampler(Sampler):
         self.fixed_epoch = fixed_epoch
         self.rank, self.world_size, self.even = int(rank), int(world_size), bool(even)
         self.epoch = 0
-        self.skip = 0  # global indices to leave out at the start of the next pass only (resuming mid-epoch)
+        # Global indices to leave out at the start of the next pass only: the samples a resumed epoch
+        # had done (set by shiftlab.data.resumable.ResumableDataLoader from Lightning's checkpoint).
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)

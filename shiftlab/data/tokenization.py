@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
-from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 WORD_SPECIALS = {
@@ -87,6 +87,42 @@ class Framing:
         else:
             raise ValueError(f"unknown backbone kind {kind!r}; expected 'encoder', 'decoder' or 'encoder_decoder'")
         return cls(tuple(i for i in [first] if i is not None), tuple(i for i in [last] if i is not None))
+
+
+def with_framing(tokenizer, framing: Framing) -> PreTrainedTokenizerFast:
+    """A copy of ``tokenizer`` whose special-token post-processing (the TemplateProcessing saved in
+    tokenizer.json) frames as shiftlab does: ``prefix $A suffix``, and for a pair (question
+    answering) ``prefix $A separator $B suffix``. shiftlab itself tokenises without special tokens
+    and frames by hand; an export carries this copy so that ``AutoTokenizer`` (and the pipelines)
+    give the model the rows it was trained on.
+
+    The copy is transformers' generic fast tokenizer over the same tokenizer.json (normaliser,
+    pre-tokeniser, vocabulary, added tokens), because model-specific classes rebuild their own
+    post-processing when loaded (BertTokenizer's pair template has token type 1 for the second
+    text). It returns no token type ids: shiftlab passes none, so the model saw type 0 everywhere."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: its framing cannot be saved")
+    separator = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    prefix, suffix = list(framing.prefix), list(framing.suffix)
+    middle = [separator] if separator is not None else []
+    ids = dict.fromkeys(prefix + middle + suffix)
+    tokens = {i: tokenizer.convert_ids_to_tokens(i) for i in ids}
+
+    def template(parts: list) -> str:
+        return " ".join(f"{tokens[p]}:0" if isinstance(p, int) else f"{p}:0" for p in parts)
+
+    core = Tokenizer.from_str(backend.to_str())
+    core.post_processor = processors.TemplateProcessing(
+        single=template([*prefix, "$A", *suffix]), pair=template([*prefix, "$A", *middle, "$B", *suffix]),
+        special_tokens=[(tokens[i], i) for i in ids],
+    )
+    framed = PreTrainedTokenizerFast(tokenizer_object=core, model_max_length=tokenizer.model_max_length,
+                                     padding_side=tokenizer.padding_side, truncation_side=tokenizer.truncation_side,
+                                     model_input_names=["input_ids", "attention_mask"], **tokenizer.special_tokens_map)
+    if getattr(tokenizer, "chat_template", None):
+        framed.chat_template = tokenizer.chat_template
+    return framed
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import lightning as L
 
 from shiftlab.data.corpus import Corpus, require
+from shiftlab.exports.targets import NotStandard, StandardTarget
 from shiftlab.models import Backbone, BackboneSpec, build_backbone
 from shiftlab.models.finetune_modes import export_adapter, load_finetuned
 from shiftlab.tasks.optim import OptimConfig
@@ -91,6 +92,11 @@ class TaskFamily:
         module = self.module(build_backbone(base, tokenizer, with_lm_head=self.keeps_lm_head), data, None, params)
         module.backbone = load_finetuned(base, directory, tokenizer, head=getattr(module, "head", None))
         return module
+
+    def standard_target(self, module) -> StandardTarget | NotStandard:
+        """The transformers class that computes exactly what ``module`` does, and where its head
+        goes, or why no class does (:mod:`shiftlab.exports.targets`): the standard export follows it."""
+        return NotStandard(f"task family {self.name!r} names no transformers class")
 
     def prepare_evaluation(self, module, split: str) -> None:
         """Set a restored module up to evaluate ``split`` as thoroughly as training's test pass."""

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from shiftlab.data.corpus import PairCorpus
 from shiftlab.data.generation import GenerationDataModule
+from shiftlab.exports import targets
 from shiftlab.models.finetune_modes import load_finetuned
 from shiftlab.tasks.generation import Seq2SeqModule
+from shiftlab.utils.logs import log
 
 from .base import LoaderSettings, TaskFamily, register
 
@@ -64,7 +66,7 @@ class GenerationFamily(TaskFamily):
         if report is None:
             return {}
         report.save(directory, "generation")
-        print(report.to_text(), flush=True)
+        log.info("%s", report.to_text().rstrip("\n"))
         baseline = copy_source_baseline(data.sources(split), data.references(split), target_lang=data.target_lang(),
                                         metrics=module.metrics_names)
         baseline.save(directory, "copy_source_baseline")
@@ -73,6 +75,9 @@ class GenerationFamily(TaskFamily):
 
     def restore(self, base, directory: Path, tokenizer, data, params: dict):
         return self.module(load_finetuned(base, directory, tokenizer), data, None, params)
+
+    def standard_target(self, module):
+        return targets.seq2seq(module)
 
     def prepare_evaluation(self, module, split: str) -> None:
         if split == "val":  # validation generates every pair, with the test decoding

@@ -10,6 +10,7 @@ from typing import Any
 from shiftlab.data import TaskDataModule
 from shiftlab.data.corpus import LabelledCorpus
 from shiftlab.distributed import gather_objects
+from shiftlab.exports import targets
 from shiftlab.tasks import SequenceClassificationModule, TokenClassificationModule
 from shiftlab.tasks.evaluation import majority_baseline, save_classification_reports, save_tagging_reports
 
@@ -59,6 +60,14 @@ class ClassificationFamily(_LabelledFamily):
     module_class = SequenceClassificationModule
     save_reports = staticmethod(save_classification_reports)
 
+    def standard_target(self, module):
+        return targets.sequence_classification(module)
+
+    def restore(self, base, directory: Path, tokenizer, data, params: dict):
+        """An export keeps the head it was trained with, also one written before the pooler and
+        bias-free last-token heads became the defaults: its head weights say which."""
+        return super().restore(base, directory, tokenizer, data, {**_saved_head(directory), **params})
+
 
 @register
 class TaggingFamily(_LabelledFamily):
@@ -67,3 +76,27 @@ class TaggingFamily(_LabelledFamily):
     name = "tagging"
     module_class = TokenClassificationModule
     save_reports = staticmethod(save_tagging_reports)
+
+    def standard_target(self, module):
+        return targets.token_classification(module)
+
+
+def _saved_head(directory: Path) -> dict:
+    """``pooling`` and ``bias`` of the sequence head saved in ``directory`` (head.safetensors): no
+    ``pooler.`` weights is the pooling by backbone kind (finetune_mode.json says which kind)."""
+    import json
+
+    from safetensors import safe_open
+
+    from shiftlab.models.finetune_modes import HEAD_FILE, MODE_FILE
+
+    try:
+        with safe_open(str(directory / HEAD_FILE), framework="pt") as handle:
+            keys = set(handle.keys())
+        kind = json.loads((directory / MODE_FILE).read_text())["kind"]
+    except Exception:  # missing or unreadable: load_finetuned names the file
+        return {}
+    saved = {"bias": "classifier.bias" in keys}
+    if not any(key.startswith("pooler.") for key in keys):
+        saved["pooling"] = {"encoder": "first", "decoder": "last", "encoder_decoder": "mean"}[kind]
+    return saved

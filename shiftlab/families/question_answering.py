@@ -12,7 +12,9 @@ from pathlib import Path
 
 from shiftlab.data.corpus import QACorpus
 from shiftlab.data.question_answering import QADataModule
+from shiftlab.exports import targets
 from shiftlab.tasks.question_answering import QuestionAnsweringModule, evaluate_split
+from shiftlab.utils.logs import log
 
 from .base import LoaderSettings, TaskFamily, register
 
@@ -32,10 +34,13 @@ class QuestionAnsweringFamily(TaskFamily):
     def module(self, backbone, data, optim, params) -> QuestionAnsweringModule:
         return QuestionAnsweringModule(backbone, data.postprocess, optim=optim, **params)
 
+    def standard_target(self, module):
+        return targets.question_answering(module)
+
     def reports(self, module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
         """``<split>_squad.txt`` / ``.json`` (scores, settings, examples) and
         ``<split>_predictions.json`` (the official predictions file); returns the scores."""
         report = module.reports.get(split) or evaluate_split(module, data, split)
         report.save(directory, f"{split}_squad", predictions_name=f"{split}_predictions")
-        print(report.to_text(), flush=True)
+        log.info("%s", report.to_text().rstrip("\n"))
         return {f"{split}/{name}": value for name, value in report.metrics().items()}

@@ -77,6 +77,13 @@ class Backbone(nn.Module):
         """The encoder/decoder stack without any head."""
         return getattr(self.model, "base_model", self.model)
 
+    @property
+    def pooler(self) -> nn.Module | None:
+        """The model's own pooler (BERT: dense + tanh on [CLS]) where it has one: what BERT's
+        ``*ForSequenceClassification`` classifies. A masked-LM model (pretraining) has none."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model  # PEFT
+        return getattr(getattr(model, "base_model", model), "pooler", None)
+
     def hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Last hidden states: of the encoder for encoders and encoder-decoders, of the decoder
         stack for decoders."""

@@ -105,7 +105,7 @@ def gguf_dir(module: str, pip_name: str = "", *, root: str | Path | None = None)
     partial = make_temp_dir(root, f".{key}.partial-{socket.gethostname()}-{os.getpid()}-")
     try:
         started = time.perf_counter()
-        print(f"shiftlab: dequantising {gguf.name} once into {destination} ...", flush=True)
+        log.info("dequantising %s once into %s ...", gguf.name, destination)
         dequantise(gguf, partial)
         seconds = round(time.perf_counter() - started, 1)
         (partial / MARKER).write_text(json.dumps({
@@ -113,7 +113,7 @@ def gguf_dir(module: str, pip_name: str = "", *, root: str | Path | None = None)
             "gguf_file": gguf.name, "gguf_bytes": gguf.stat().st_size, "seconds": seconds,
         }, indent=2) + "\n")
         _move_into_place(partial, destination)
-        print(f"shiftlab: {gguf.name} dequantised in {seconds} s", flush=True)
+        log.info("%s dequantised in %s s", gguf.name, seconds)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)

@@ -41,4 +41,4 @@ def prefixed(stage: str, values: dict[str, float]) -> dict[str, float]:
 
 def format_summary(metrics: dict[str, float]) -> str:
     rows = [f"  {key:<40} {value:.4f}" for key, value in sorted(metrics.items()) if "/test/" in key or key.endswith("val/loss")]
-    return "shiftlab: results\n" + "\n".join(rows)
+    return "results\n" + "\n".join(rows)

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from shiftlab.distributed import full_parameters, is_rank_zero
+from shiftlab.exports import export_task, publish_task
 from shiftlab.families import LoaderSettings, TaskFamily, family_for
 from shiftlab.models import BackboneSpec, build_backbone
 from shiftlab.models.compile import compile_modules
@@ -47,8 +48,7 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     if options is not None and family.compiles:
         compile_modules(family.compiled_parts(module), options)
     trainable, _, fraction = trainable_parameters(module)
-    print(f"shiftlab: {task}: finetune={mode}, {describe_trainable(module)}", flush=True)
-    log.info("fine-tuning on %s (%s), finetune=%s", task, family.name, mode)
+    log.info("%s: fine-tuning (%s), finetune=%s, %s", task, family.name, mode, describe_trainable(module))
 
     trainer = make_trainer(cfg, task, run_dir, resume_from=ckpt_path, max_epochs=stage.max_epochs,
                            max_steps=stage.max_steps or -1)
@@ -66,10 +66,13 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     with full_parameters(trainer):
         if is_rank_zero():
             family.export(module, layout.adapter(task))
+            exported = export_task(cfg, task, family, module, data, corpus, tokenizer, framing, backbone_source,
+                                   layout)
     if not is_rank_zero():
         return results
     results.update({"trainable_params": float(trainable), "trainable_fraction": fraction})
     results.update(family.reports(module, data, "test", layout.reports(task), outputs))
+    publish_task(exported, results)  # the model card (with the reports' numbers), then export.push_to_hub
     return results
 
 

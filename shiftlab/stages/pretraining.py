@@ -12,7 +12,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from shiftlab.data import ShiftPretrainDataModule
+from shiftlab.data.tokenization import with_framing
 from shiftlab.distributed import full_parameters, gather_objects, is_rank_zero
+from shiftlab.exports.card import backbone_card, write_card
 from shiftlab.models import BackboneSpec, SpecialIds, build_backbone, build_objective
 from shiftlab.models.objectives import check_policy_fits
 from shiftlab.shared_pretraining import SharedPretraining, pretraining_inputs
@@ -42,8 +44,8 @@ def pretrain_or_reuse(cfg, corpus, tokenizer, framing, spec: BackboneSpec, run_d
         found = gather_objects(shared.find() if shared is not None and is_rank_zero() else None)[0]
         if found is not None:
             origin = found["origin"]
-            print(f"shiftlab: pretrain: reusing the identical pretraining {shared.key} made by {origin['run_dir']} "
-                  f"({origin['created']}); pretrain.reuse=false pretrains again", flush=True)
+            log.info("pretrain: reusing the identical pretraining %s made by %s (%s); pretrain.reuse=false pretrains "
+                     "again", shared.key, origin["run_dir"], origin["created"])
             if is_rank_zero():
                 shared.restore(export_dir)
             return {**found["metrics"], "reused": 1.0}
@@ -91,7 +93,7 @@ def pretrain(cfg, data: ShiftPretrainDataModule, policy, tokenizer, spec: Backbo
     module = ShiftPretrainModule(backbone, objectives, weights, OptimConfig(**stage.optim),
                                  compile=compile_options(cfg))
     data.collator.prepare = module.target_preparer()  # targets worked out in the loader, not in the step
-    log.info("pretraining %s with %s on %s", spec.name, "+".join(objectives), policy)
+    log.info("pretrain: %s with %s on %s", spec.name, "+".join(objectives), policy)
     # Pretraining is measured in steps, so validation is too: every `val_check_interval` steps,
     # across epoch boundaries, and once more at the end.
     every = stage.val_check_interval
@@ -106,7 +108,8 @@ def pretrain(cfg, data: ShiftPretrainDataModule, policy, tokenizer, spec: Backbo
         if is_rank_zero():
             if export_dir.exists():  # new files, never rewritten in place: a published export may share them
                 shutil.rmtree(export_dir)
-            backbone.export(export_dir, tokenizer)
+            backbone.export(export_dir, with_framing(tokenizer, data.framing))  # AutoTokenizer frames as shiftlab
+            write_card(export_dir, backbone_card(cfg=cfg, results=numbers(results), architecture=type(backbone.model).__name__))
     return numbers(results)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from shiftlab.distributed import is_rank_zero
 from shiftlab.utils.io import write_json_atomic
+from shiftlab.utils.logs import log
 from shiftlab.utils.run_layout import RunLayout
 
 
@@ -25,7 +26,7 @@ class Resume:
         marker = self.layout.stage_marker(stage)
         if self.ckpt_path is None or not marker.is_file():
             return None
-        print(f"shiftlab: {stage}: finished before, skipped (ckpt_path={self.ckpt_path})", flush=True)
+        log.info("%s: finished before, skipped (ckpt_path=%s)", stage, self.ckpt_path)
         return json.loads(marker.read_text(encoding="utf-8"))
 
     def checkpoint(self, stage: str) -> str | None:
@@ -39,7 +40,7 @@ class Resume:
         if not candidates:
             return None
         newest = max(candidates, key=lambda p: p.stat().st_mtime_ns)
-        print(f"shiftlab: {stage}: resuming from {newest}", flush=True)
+        log.info("%s: resuming from %s", stage, newest)
         return str(newest)
 
     def mark_finished(self, stage: str, results: dict[str, float]) -> None:
@@ -81,8 +82,8 @@ def continue_requeued_job(cfg, layout: RunLayout):
     if not slurm.is_requeue_of(info):
         return cfg
     job = slurm.batch_job()
-    print(f"shiftlab: SLURM job {job['job_id']} restarted (restart {job['restart_count']}): continuing its run in "
-          f"{layout.root} as ckpt_path=last", flush=True)
+    log.info("SLURM job %s restarted (restart %s): continuing its run in %s as ckpt_path=last", job["job_id"],
+             job["restart_count"], layout.root)
     cfg = cfg.copy()
     with open_dict(cfg):
         cfg.ckpt_path = "last"

@@ -18,6 +18,7 @@ from shiftlab.metrics.reports import (
     token_classification_report,
 )
 from shiftlab.utils.labels import IGNORE_INDEX
+from shiftlab.utils.logs import log
 
 
 def predict(module, loader) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -78,7 +79,7 @@ def save_classification_reports(module, data, split: str, directory: Path, outpu
     report = sequence_classification_report([names[i] for i in y_true], [names[i] for i in y_pred])
     report.title = f"{data.task} ({split}): classification report"
     report.save(directory, f"{split}_classification_report")
-    print(report.to_text(include_title=True), flush=True)
+    log.info("%s", report.to_text(include_title=True).rstrip("\n"))
     return {}
 
 
@@ -95,7 +96,8 @@ def save_tagging_reports(module, data, split: str, directory: Path, outputs=None
     entities.title = f"{data.task} ({split}): entity-level (CoNLL) report"
     tokens.save(directory, f"{split}_token_report")
     entities.save(directory, f"{split}_entity_report")
-    print(tokens.to_text(include_title=True), entities.to_text(include_title=True), sep="\n", flush=True)
+    log.info("%s", tokens.to_text(include_title=True).rstrip("\n"))
+    log.info("%s", entities.to_text(include_title=True).rstrip("\n"))
     micro = entities.row("micro avg")
     return {f"{split}/entity_precision": micro[1] or 0.0, f"{split}/entity_recall": micro[2] or 0.0,
             f"{split}/entity_f1": micro[3]}

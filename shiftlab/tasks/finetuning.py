@@ -7,6 +7,8 @@ and ``test/`` ``loss``, ``acc`` and ``f1_macro``.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,6 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from shiftlab.models import Backbone, SequenceClassificationHead, TokenClassificationHead
 from shiftlab.models.finetune_modes import finetune_step, regularization_loss
+from shiftlab.models.heads import POOLER_CLASSIFIERS
 from shiftlab.utils.labels import IGNORE_INDEX
 
 from .base import SplitStepModule, world_mean
@@ -70,15 +73,43 @@ class _ClassificationModule(SplitStepModule):
 
 
 class SequenceClassificationModule(_ClassificationModule):
-    """One label per sequence, from a pooled representation of the backbone's states."""
+    """One label per sequence, from a pooled representation of the backbone's states.
+
+    Default pooling: the model's own pooler (dense + tanh on [CLS]) for BERT-like encoders that
+    have one, as BERT's ``*ForSequenceClassification`` (and so transformers' run_glue) does; [CLS]
+    for other encoders; the last real token (the only one that saw everything) for decoders; the
+    mean of an encoder-decoder's encoder states (its first token is not trained as a summary).
+    The pooler is a copy in the head: it trains with ``finetune=full`` and stays frozen in the
+    other modes, as in transformers + PEFT (where only the classifier is in ``modules_to_save``)."""
 
     def __init__(self, backbone: Backbone, label_names: list[str], pooling: str | None = None, dropout: float = 0.1,
-                 optim: OptimConfig | dict | None = None):
-        # [CLS] for encoders; the last real token (the only one that saw everything) for decoders;
-        # the mean of an encoder-decoder's encoder states (its first token is not trained as a summary).
-        pooling = pooling or {"encoder": "first", "decoder": "last", "encoder_decoder": "mean"}[backbone.kind]
-        head = SequenceClassificationHead(backbone.hidden_size, len(label_names), pooling, dropout)
+                 optim: OptimConfig | dict | None = None, bias: bool | None = None):
+        pooling = pooling or default_pooling(backbone)
+        pooler = _pooler_copy(backbone) if pooling == "pooler" else None
+        if pooler is not None:
+            pooler.requires_grad_(getattr(backbone, "finetune_mode", None) in (None, "full"))
+        head = SequenceClassificationHead(backbone.hidden_size, len(label_names), pooling, dropout, pooler=pooler, bias=bias)
         super().__init__(backbone, head, label_names, optim)
+
+
+def default_pooling(backbone: Backbone) -> str:
+    """``pooler`` where the backbone's ``*ForSequenceClassification`` classifies its pooler's output
+    (and the model has one), else by kind: ``first``, ``last`` (decoders) or ``mean`` (encoder-decoders)."""
+    if (backbone.kind == "encoder" and getattr(backbone.config, "model_type", None) in POOLER_CLASSIFIERS
+            and backbone.pooler is not None):
+        return "pooler"
+    return {"encoder": "first", "decoder": "last", "encoder_decoder": "mean"}[backbone.kind]
+
+
+def _pooler_copy(backbone: Backbone) -> nn.Module:
+    pooler = backbone.pooler
+    if pooler is None:
+        raise ValueError(f"pooling='pooler': backbone {backbone.name!r} ({type(backbone.model).__name__}) has no pooler; "
+                         "use pooling=first")
+    if any("base_layer" in name for name, _ in pooler.named_parameters()):
+        raise ValueError("pooling='pooler' copies the model's pooler, which this fine-tuning mode adapted "
+                         "(finetune.params.scope=all with a target inside it): use scope=hidden or pooling=first")
+    return copy.deepcopy(pooler)
 
 
 class TokenClassificationModule(_ClassificationModule):

@@ -86,22 +86,27 @@ class Seq2SeqModule(SplitStepModule):
     @torch.no_grad()
     def generate_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoding: dict | None = None) -> torch.Tensor:
         """Generated target ids ``[B, <= max_new_tokens]`` (without the decoder start token)."""
-        from transformers import GenerationConfig
         from transformers.modeling_outputs import BaseModelOutput
 
-        decoding = self.decoding if decoding is None else _decoding(decoding, "decoding", default_strategy="greedy")
         encoder_states = self.backbone.hidden(input_ids, attention_mask)
-        config = GenerationConfig(
+        output = _generator(self.backbone).generate(
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=attention_mask,
+            generation_config=self.generation_config(decoding),
+        )
+        return output[:, 1:]  # drop the decoder start token
+
+    def generation_config(self, decoding: dict | None = None):
+        """transformers' GenerationConfig of ``decoding`` (default: the test decoding): what
+        :meth:`generate_ids` runs, and what an export saves as generation_config.json."""
+        from transformers import GenerationConfig
+
+        decoding = self.decoding if decoding is None else _decoding(decoding, "decoding", default_strategy="greedy")
+        return GenerationConfig(
             max_new_tokens=decoding["max_new_tokens"], num_beams=decoding["num_beams"], do_sample=False,
             length_penalty=decoding["length_penalty"], early_stopping=decoding["num_beams"] > 1,
             decoder_start_token_id=self.decoder_start, bos_token_id=self.decoder_start, eos_token_id=self.eos_id,
             pad_token_id=self.pad_id, forced_bos_token_id=None, forced_eos_token_id=None, no_repeat_ngram_size=0,
         )
-        output = _generator(self.backbone).generate(
-            encoder_outputs=BaseModelOutput(last_hidden_state=encoder_states), attention_mask=attention_mask,
-            generation_config=config,
-        )
-        return output[:, 1:]  # drop the decoder start token
 
     def generate_text(self, batch: dict, decoding: dict | None = None) -> list[str]:
         ids = self.generate_ids(batch["input_ids"], batch["attention_mask"], decoding)

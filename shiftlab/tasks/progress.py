@@ -103,7 +103,10 @@ class LineProgress(ProgressBar):
             left = (total - step) / rate if rate > 0 else None
         else:
             batches = self.total_train_batches
-            where = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, step {step}"
+            epoch = trainer.current_epoch + 1  # after the last epoch Lightning has counted one more
+            if trainer.max_epochs and trainer.max_epochs > 0:
+                epoch = min(epoch, trainer.max_epochs)
+            where = f"epoch {epoch}/{trainer.max_epochs}, step {step}"
             left = None
             if rate > 0 and isinstance(batches, int) and trainer.max_epochs and trainer.max_epochs > 0:
                 left = (batches * trainer.max_epochs - step) / rate

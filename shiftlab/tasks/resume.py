@@ -1,12 +1,11 @@
 """Exact resumption from a mid-epoch checkpoint.
 
-Lightning's checkpoint restores the model, the optimiser, the scheduler and the loop counters,
-but not the random number generators (dropout) and, with a plain DataLoader, not the position in
-the epoch: it would start the epoch's data again. :class:`ExactResume` closes both gaps: it saves
-the RNG states with the checkpoint and puts them back just before the first resumed batch, and it
-tells the data module how many batches of the epoch were done, so the epoch-keyed sampler
-(:class:`~shiftlab.data.sampling.EpochIndexSampler`) leaves them out. Shifts are keyed by
-``(seed, epoch, sample id)``, so the remaining batches are shifted exactly as they would have been.
+Lightning's checkpoint restores the model, the optimiser, the scheduler, the loop counters and
+the training loader's place in the epoch (:class:`~shiftlab.data.resumable.ResumableDataLoader`,
+through Lightning's stateful-loader protocol), but not the random number generators (dropout).
+:class:`ExactResume` saves the RNG states with the checkpoint and puts them back just before the
+first resumed batch. It also hands the loader its saved place where Lightning drops it (a module
+whose ``configure_optimizers`` reads ``trainer.estimated_stepping_batches``, as shiftlab's do).
 
 It also keeps the running sums behind the epoch means of the training metrics (``train/loss``
 logged with ``on_epoch=True``), which Lightning does not checkpoint: without them the epoch a
@@ -26,6 +25,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from shiftlab.tasks.csv_history import ROWS_KEY, ResumableCSVLogger
 from shiftlab.tasks.step_checkpoint import validation_follows
 from shiftlab.utils import interrupts, slurm
+from shiftlab.utils.logs import log
 
 KEY = "shiftlab_rng_states"
 SUMS_KEY = "shiftlab_epoch_sums"
@@ -70,7 +70,7 @@ class InterruptCheckpoint(Callback):
         folder.mkdir(parents=True, exist_ok=True)
         path = trainer._checkpoint_connector.hpc_save_path(folder)
         trainer.save_checkpoint(path)
-        print(f"shiftlab: SLURM requeue: checkpoint {path} at step {trainer.global_step}", flush=True)
+        log.info("SLURM requeue: checkpoint %s at step %s", path, trainer.global_step)
         slurm.requeue()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
@@ -99,10 +99,16 @@ class ExactResume(Callback):
         states = checkpoint.get(KEY)
         self._pending_rng = _restored(states) if states is not None else None
         self._sums = EpochSums(checkpoint.get(SUMS_KEY) or [])
-        done = batches_done_in_epoch(checkpoint)
-        datamodule = getattr(trainer, "datamodule", None)
-        if done and datamodule is not None and hasattr(datamodule, "resume_skip_batches"):
-            datamodule.resume_skip_batches = done
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning loads the training loader's saved place when it builds the loader. Reading
+        # trainer.estimated_stepping_batches in configure_optimizers builds it before the checkpoint
+        # is read, and the saved place is then never loaded (Lightning issue #20550, open in 2.6).
+        # Load it here as Lightning would (only when it restarts an epoch; nothing left to load when
+        # it did so itself): still before the first batch, where ResumableDataLoader starts its pass.
+        load = getattr(trainer.fit_loop, "_load_combined_loader_states", None)
+        if load is not None:
+            load()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._restore_rng()
@@ -261,14 +267,3 @@ def _restored(states: dict[str, Any]) -> dict[str, Any]:
         states["python"] = (version, tuple(internal), gauss)
     return states
 
-
-def batches_done_in_epoch(checkpoint: dict) -> int:
-    """Training batches of the current epoch that were processed before the checkpoint was taken
-    (0 for an end-of-epoch checkpoint, whose epoch counter has already moved on)."""
-    try:
-        progress = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]
-    except (KeyError, TypeError):
-        return 0
-    if progress.get("is_last_batch"):
-        return 0
-    return int(progress["current"]["processed"])

@@ -19,6 +19,8 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .logs import log
+
 CACHE_ENV = "SHIFTLAB_CACHE"
 
 
@@ -57,7 +59,7 @@ def entry_lock(final: Path, waiting_message: str | None = None) -> Iterator[None
         lock.acquire(timeout=0)
     except Timeout:
         if waiting_message:
-            print(waiting_message, flush=True)
+            log.info(waiting_message)
         lock.acquire()
     try:
         yield

@@ -32,6 +32,8 @@ import signal
 import threading
 from typing import Any
 
+from .logs import log
+
 WATCHED = (signal.SIGTERM, signal.SIGINT)
 
 _received: int | None = None
@@ -87,8 +89,8 @@ def _handle_requeue(signum, frame) -> None:
         return
     from shiftlab.utils import slurm
 
-    print("shiftlab: SLURM's requeue signal outside training: requeueing the job; it resumes from the last "
-          "checkpoint or finished stage", flush=True)
+    log.info("SLURM's requeue signal outside training: requeueing the job; it resumes from the last "
+             "checkpoint or finished stage")
     slurm.requeue()
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import slurm
 from .io import write_json_atomic
+from .logs import log
 from .run_layout import RunLayout
 
 PACKAGES = ("shiftlab", "torch", "lightning", "transformers", "tokenizers", "peft", "hydra-core", "omegaconf",
@@ -32,11 +33,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class JobInfo:
-    """The Hydra job a run belongs to (``num`` and ``sweep_dir`` only in a multirun)."""
+    """The Hydra job a run belongs to (``num`` and ``sweep_dir`` only in a multirun; ``choices``:
+    the option of each config group it was composed of, ``{"backbone": "tiny_bert", ...}``)."""
 
     num: int | None = None
     sweep_dir: str | None = None
     overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
 
     @property
     def group(self) -> str | None:
@@ -116,8 +119,8 @@ class RunRecord:
         when a signal stopped it (``signal_name``); never raises itself. ``message`` replaces the
         error's own text (an interruption's says what to do next). Returns whether ``failure.json``
         was written: when it could not be (a full disk, a directory gone read-only), the failure
-        (status, stage, error, traceback) and why it was not recorded go to stderr instead, and so
-        does a ``run_info.json`` that could not be updated."""
+        (status, stage, error, traceback) and why it was not recorded are logged instead (an error
+        of the ``shiftlab`` logger), and so is a ``run_info.json`` that could not be updated."""
         status = "interrupted" if signal_name else "failed"
         text = message if message is not None else str(error)
         record = {
@@ -145,16 +148,13 @@ class RunRecord:
             return True
         lines = []
         if failure_error is not None:
-            lines += [f"shiftlab: run {status} in stage {stage!r}: {type(error).__name__}: {text}",
-                      f"shiftlab: this failure could not be recorded in {self.failure_path} "
+            lines += [f"run {status} in stage {stage!r}: {type(error).__name__}: {text}",
+                      f"this failure could not be recorded in {self.failure_path} "
                       f"({type(failure_error).__name__}: {failure_error})", record["traceback"].rstrip("\n")]
         if info_error is not None:
-            lines.append(f"shiftlab: {self.path} could not be updated ({type(info_error).__name__}: {info_error}); "
+            lines.append(f"{self.path} could not be updated ({type(info_error).__name__}: {info_error}); "
                          f"it still says status {before!r}")
-        try:
-            print("\n".join(lines), file=sys.stderr, flush=True)
-        except (OSError, ValueError):  # stderr is gone as well: nothing more can be done
-            pass
+        log.error("\n".join(lines))  # logging handles a stream that is gone itself: this never raises
         return failure_error is None
 
 

@@ -9,6 +9,11 @@
     <run>/<stage>/checkpoints/   Lightning checkpoints (last.ckpt resumes the stage)
     <run>/pretrain/backbone/     the shift-pretrained backbone, in transformers' format
     <run>/<task>/adapter/        what fine-tuning trained (whole model, PEFT adapter or prefix) + head
+    <run>/<task>/model/          the standard transformers export (AutoModelFor<Task> / AutoPeftModelFor<Task>)
+                                 and its model card README.md (shiftlab.exports)
+    <run>/<task>/base/           the random-init (or resized) model a non-full fine-tuning adapted, where
+                                 nothing else holds it (shiftlab-eval and the PEFT export load it)
+    <run>/<task>/hub/            what export.push_to_hub uploaded in place of a PEFT adapter on a local base
     <run>/<task>/reports/        the task's test reports
     <run>/<task>/eval_<split>/   reports of a re-evaluation (shiftlab-eval)
     <run>/eval_<split>_metrics.json
@@ -85,6 +90,15 @@ class RunLayout:
 
     def adapter(self, task: str) -> Path:
         return self.root / task / "adapter"
+
+    def model(self, task: str) -> Path:
+        return self.root / task / "model"
+
+    def base(self, task: str) -> Path:
+        return self.root / task / "base"
+
+    def hub_model(self, task: str) -> Path:
+        return self.root / task / "hub"
 
     def reports(self, task: str) -> Path:
         return self.root / task / "reports"

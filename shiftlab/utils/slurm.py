@@ -20,6 +20,8 @@ import signal
 import subprocess
 from typing import Any
 
+from .logs import log
+
 # Lightning's rule (SLURMEnvironment.detect): jobs with these names are interactive shells whose
 # commands are not the batch job itself.
 _INTERACTIVE = ("bash", "interactive")
@@ -56,8 +58,10 @@ def requeue() -> bool:
     try:
         result = subprocess.call(["scontrol", "requeue", job["job_id"]])
     except FileNotFoundError:
-        print("shiftlab: SLURM requeue asked, but there is no scontrol on PATH", flush=True)
+        log.warning("SLURM requeue asked, but there is no scontrol on PATH")
         return False
-    print(f"shiftlab: SLURM job {job['job_id']} " + ("requeued" if result == 0 else f"not requeued (scontrol exit {result})"),
-          flush=True)
+    if result == 0:
+        log.info("SLURM job %s requeued", job["job_id"])
+    else:
+        log.warning("SLURM job %s not requeued (scontrol exit %s)", job["job_id"], result)
     return result == 0

@@ -16,9 +16,6 @@ ENV = "SHIFTLAB_UPSTREAM_WARNINGS"
 KNOWN: tuple[tuple[str, str], ...] = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated",
      "Lightning's own use of a torch API that torch 2.13 deprecates; nothing a user can change"),
-    (r"You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not resumable",
-     "shiftlab's epoch-keyed sampler skips the batches done (shiftlab.tasks.resume.ExactResume); resuming is exact "
-     "(tests/integration/test_sigkill.py)"),
     (r"Checkpoint directory .* exists and is not empty",
      "a resumed stage writes into its own checkpoint directory, as it should"),
     (r"`ModelCheckpoint\(monitor='val/loss'\)` could not find the monitored key",

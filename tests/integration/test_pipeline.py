@@ -73,8 +73,8 @@ def test_finetuning_starts_from_the_pretrained_backbone(tmp_path, monkeypatch):
     from transformers import AutoModelForMaskedLM
 
     pretrained = AutoModelForMaskedLM.from_pretrained(str(export)).base_model.state_dict()
-    # Every weight of the fine-tuned encoder comes from the export; only BERT's pooler (unused by
-    # the heads, absent from a masked-LM model) is new.
+    # Every weight of the fine-tuned encoder comes from the export; only BERT's pooler (absent from
+    # a masked-LM model; the classification head trains a copy of it) is new.
     assert {k for k in loaded["weights"] if not k.startswith("pooler.")} <= pretrained.keys()
     assert any(k.startswith("encoder.") for k in loaded["weights"])
     for name, value in loaded["weights"].items():

@@ -5,6 +5,7 @@ across jobs that start together, and the compiled path."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -50,21 +51,29 @@ def text_config(files, tokenizer_dir, *overrides):
     return cfg
 
 
-def test_a_text_corpus_is_tokenised_once_and_an_identical_pretraining_is_reused(tmp_path, capfd):
+def logged(caplog) -> str:
+    """What the run logged (the ``shiftlab`` logger) since the last call."""
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "shiftlab")
+    caplog.clear()
+    return text
+
+
+def test_a_text_corpus_is_tokenised_once_and_an_identical_pretraining_is_reused(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="shiftlab")
     files, tokenizer = write_corpus(tmp_path / "data")
     first = run(text_config(files, tokenizer), tmp_path / "first")
-    out = capfd.readouterr().out
+    out = logged(caplog)
     assert "tokenising the pretraining corpus" in out and first["pretrain/reused"] == 0.0
     assert 0.0 <= first["pretrain/val/loss"] and (tmp_path / "first" / "pretrain" / "backbone" / "config.json").is_file()
 
     # Another pretraining on the same text: the cache serves it, nothing is tokenised.
     other = run(text_config(files, tokenizer, "pretrain.max_steps=6", "pretrain.val_check_interval=6"), tmp_path / "other")
-    out = capfd.readouterr().out
+    out = logged(caplog)
     assert "nothing to tokenise" in out and "tokenising" not in out and other["pretrain/reused"] == 0.0
 
     # The first configuration again: its pretraining is reused, not repeated.
     again = run(text_config(files, tokenizer), tmp_path / "again")
-    out = capfd.readouterr().out
+    out = logged(caplog)
     assert "reusing the identical pretraining" in out and again["pretrain/reused"] == 1.0
     assert {k: v for k, v in again.items() if k not in ("pretrain/reused", "pretrain/time_s")} == \
         {k: v for k, v in first.items() if k not in ("pretrain/reused", "pretrain/time_s")}
@@ -76,7 +85,7 @@ def test_a_text_corpus_is_tokenised_once_and_an_identical_pretraining_is_reused(
 
     # Switched off, it pretrains again, and gets the same numbers.
     fresh = run(text_config(files, tokenizer, "pretrain.reuse=false"), tmp_path / "fresh")
-    assert "reusing" not in capfd.readouterr().out and fresh["pretrain/val/loss"] == first["pretrain/val/loss"]
+    assert "reusing" not in logged(caplog) and fresh["pretrain/val/loss"] == first["pretrain/val/loss"]
 
 
 def test_results_do_not_depend_on_the_cache(tmp_path):

@@ -27,7 +27,8 @@ KILLS = [("pretrain", 7), ("order", 12), ("order", 18)]
 
 
 def train(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HELPERS), os.environ.get("PYTHONPATH", "")]),
+               SHIFTLAB_UPSTREAM_WARNINGS="1")  # nothing silenced: a resume must not warn of a loader "not resumable"
     return subprocess.run([sys.executable, "-m", "shiftlab.train", *OVERRIDES, f"hydra.run.dir={run_dir}", *extra],
                           capture_output=True, text=True, env=env, timeout=600)
 
@@ -43,10 +44,12 @@ def test_sigkill_at_three_steps_then_resume_equals_the_uninterrupted_run(tmp_pat
         killed = train(run_dir, *(["ckpt_path=last"] if attempt else []), "+callbacks.kill._target_=faults.KillAt",
                        f"+callbacks.kill.stage={stage}", f"+callbacks.kill.step={step}")
         assert killed.returncode == -signal.SIGKILL, (stage, step, killed.stdout[-3000:] + killed.stderr[-3000:])
+        assert "not resumable" not in killed.stderr + killed.stdout
         assert json.loads((run_dir / "run_info.json").read_text())["status"] == "running"  # nothing could record it
         assert not (run_dir / "metrics.json").exists()
     resumed = train(run_dir, "ckpt_path=last")
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "not resumable" not in resumed.stderr + resumed.stdout
 
     got, want = (json.loads((d / "metrics.json").read_text()) for d in (run_dir, reference))
     assert without_times(got) == without_times(want)

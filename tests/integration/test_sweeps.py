@@ -94,6 +94,8 @@ def test_an_optuna_search_runs_resumes_from_its_sqlite_study_and_reports_the_bes
         result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Best parameters" in result.stdout + result.stderr
+        assert "#0 : pretrain.optim.lr=" in result.stdout  # each trial's parameters are shown...
+        assert "setup plugin" not in result.stdout + result.stderr  # ...not Optuna's storage (alembic) setting up
     # Named by the experiment, the run (data, backbone, shift, objective) and the metric; a debug=*
     # search keeps its study and runs under <output root>/debug.
     name = "quickstart-synthetic-tiny_bert-token_move-token_restore-order_val_acc"

@@ -58,6 +58,17 @@ def test_quickstart_runs_end_to_end_and_writes_metrics(tmp_path):
     assert (run_dir / "pretrain" / "backbone" / "config.json").exists()  # the exported backbone
     assert (run_dir / "pretrain" / "metrics.csv").exists()  # the csv logger
     assert "order/test/acc" in result.stdout
+    assert f"shiftlab: metrics written to {run_dir / 'metrics.json'}" in result.stdout  # CI greps the console for it
+    # train.log, Hydra's log of the run, holds the same story with times: the settings, each stage's
+    # metrics and files, the results and where they went.
+    log = (run_dir / "train.log").read_text()
+    assert "][shiftlab][INFO] - config: backbone=tiny_bert data=synthetic shift=token_move objective=token_restore " \
+           "task=auto finetune=full trainer=cpu" in log
+    assert "  pretrain: max_steps=15 " in log and "seed=0 run_name=synthetic-tiny_bert-token_move-token_restore" in log
+    for stage in ("pretrain", "order", "entities"):
+        assert f"][shiftlab][INFO] - {stage}: " in log and f"{stage}: files in {run_dir / stage}: " in log, stage
+    assert re.search(r"\] - pretrain: .*val/loss [0-9.]+", log) and re.search(r"\] - order: .*test/acc [0-9.]+", log)
+    assert f"metrics written to {run_dir / 'metrics.json'}" in log and "order (test): classification report" in log
     # The reports: token-level (supports = the test split's tag counts) and entity-level.
     assert "entities/test/entity_f1" in metrics
     token_report = json.loads((run_dir / "entities" / "reports" / "test_token_report.json").read_text())

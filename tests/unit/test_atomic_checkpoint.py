@@ -85,7 +85,7 @@ def test_errors_that_are_not_the_files_fault_pass_through(tmp_path):
     assert not isinstance(error.value, CorruptCheckpointError)
 
 
-def test_fail_on_an_unwritable_directory_prints_the_failure(tmp_path, monkeypatch, capsys):
+def test_fail_on_an_unwritable_directory_logs_the_failure(tmp_path, monkeypatch, caplog):
     record = RunRecord(tmp_path, seed=0)
     record.start()
 
@@ -97,7 +97,7 @@ def test_fail_on_an_unwritable_directory_prints_the_failure(tmp_path, monkeypatc
         raise ValueError("loss is nan")
     except ValueError as error:
         assert record.fail(error, "pretrain") is False
-    err = capsys.readouterr().err
+    err = "\n".join(r.getMessage() for r in caplog.records if r.name == "shiftlab" and r.levelname == "ERROR")
     assert "run failed in stage 'pretrain': ValueError: loss is nan" in err
     assert "could not be recorded" in err and "No space left on device" in err
     assert "it still says status 'running'" in err
@@ -105,7 +105,7 @@ def test_fail_on_an_unwritable_directory_prints_the_failure(tmp_path, monkeypatc
 
 
 @pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes anywhere")
-def test_fail_on_a_read_only_directory_returns_false(tmp_path, capsys):
+def test_fail_on_a_read_only_directory_returns_false(tmp_path, caplog):
     record = RunRecord(tmp_path, seed=0)
     record.start()
     tmp_path.chmod(0o500)
@@ -113,15 +113,15 @@ def test_fail_on_a_read_only_directory_returns_false(tmp_path, capsys):
         assert record.fail(RuntimeError("boom"), "order") is False
     finally:
         tmp_path.chmod(0o700)
-    assert "RuntimeError: boom" in capsys.readouterr().err
+    assert "RuntimeError: boom" in caplog.text
 
 
-def test_fail_returns_true_when_recorded(tmp_path, capsys):
+def test_fail_returns_true_when_recorded(tmp_path, caplog):
     record = RunRecord(tmp_path, seed=0)
     record.start()
     assert record.fail(RuntimeError("boom"), "order") is True
     assert json.loads((tmp_path / "failure.json").read_text())["stage"] == "order"
-    assert capsys.readouterr().err == ""
+    assert caplog.text == ""
 
 
 def test_a_truncated_adapter_names_its_file(tmp_path):

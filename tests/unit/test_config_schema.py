@@ -32,8 +32,8 @@ from shiftlab.config_schema import (
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 PRETRAIN_KEYS = "batch_size, batch_unit, max_steps, optim, reuse, val_check_interval"
-DATA_KEYS = ("cache, corpus, dynamic, max_length, name, num_proc, num_workers, packing, prefetch_factor, "
-             "sentences_per_sample, tokenizer, views")
+DATA_KEYS = ("cache, corpus, dataset_config_name, dataset_name, dynamic, max_length, name, num_proc, num_workers, "
+             "packing, prefetch_factor, sentences_per_sample, test_file, tokenizer, train_file, validation_file, views")
 
 # override -> the same setting in a hand-made config -> the whole message
 BAD = {
@@ -210,6 +210,11 @@ def test_pretrain_and_finetune_defaults_are_the_stage_settings():
     assert PretrainConfig().optim.lr == 2e-3 and FinetuneConfig().optim.lr == 1e-3
 
 
+# The generic data configs read files the user names (tests/unit/test_data_entry_points.py reads them).
+OWN_DATA = {"data=conll": ["data.train_file=train.conll"], "data=tsv": ["data.train_file=train.tsv"],
+            "data=parallel": ["data.train_file=pairs.tsv"], "data=datasets": ["data.dataset_name=glue"]}
+
+
 def _configs_to_compose() -> list[list[str]]:
     """Every option of the groups that set data/pretrain/finetune (an experiments/ study: each tier
     with its first row, each row with the cpu tier)."""
@@ -221,7 +226,7 @@ def _configs_to_compose() -> list[list[str]]:
             if len(parts) == 3 and parts[1] == "rows":  # experiment/<study>/rows/<row>
                 compositions.append([f"experiment={parts[0]}/cpu", f"experiment/{parts[0]}/rows={parts[2]}"])
                 continue
-            overrides = [f"{group}={option}"]
+            overrides = [f"{group}={option}", *OWN_DATA.get(f"{group}={option}", [])]
             rows = CONF / group / parts[0] / "rows"
             if len(parts) == 2 and rows.is_dir():
                 overrides.append(f"experiment/{parts[0]}/rows={sorted(rows.glob('*.yaml'))[0].stem}")

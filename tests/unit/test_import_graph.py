@@ -21,7 +21,7 @@ LAYERS = [
     ["shiftlab.distributed", "shiftlab.models", "shiftlab.metrics"],
     ["shiftlab.config", "shiftlab.config_schema", "shiftlab.compatibility", "shiftlab"],
     ["shiftlab.data"],
-    ["shiftlab.tasks"],
+    ["shiftlab.tasks", "shiftlab.exports"],
     ["shiftlab.families", "shiftlab.shared_pretraining", "shiftlab.tables"],
     ["shiftlab.trainers", "shiftlab.run_context"],
     ["shiftlab.stages"],

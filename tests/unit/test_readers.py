@@ -433,6 +433,7 @@ def test_hf_local_dataset_dict_with_class_labels(tmp_path, monkeypatch):
     train = _FakeDataset({"tokens": [["EU", "rejects"], ["Peter"]], "ner_tags": [[3, 0], [1]]},
                          {"ner_tags": _Sequence(_ClassLabel(["O", "B-PER", "I-PER", "B-ORG"]))})
     calls = _fake_datasets(monkeypatch, on_disk={"train": train})
+    (tmp_path / "dataset_dict.json").write_text("{}")  # what save_to_disk writes for a DatasetDict
     rows = read_hf_dataset(tmp_path, split="train", text_field="tokens", label_field="ner_tags")
     assert rows == [(["EU", "rejects"], ["B-ORG", "O"]), (["Peter"], ["B-PER"])]
     assert calls == [("load_from_disk", str(tmp_path))]
