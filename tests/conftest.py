@@ -46,3 +46,10 @@ def session_cache(tmp_path_factory):
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = previous
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first (a stable sort: otherwise in file order). pytest-xdist's workers then start
+    the minute-long end-to-end runs early and finish on short tests, instead of one worker running
+    the last long test while the other waits (the README's test command's wall time)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
