@@ -516,25 +516,42 @@ def _ngram_permute_units():
 @pytest.mark.parametrize("unit", _ngram_permute_units())
 @SETTINGS
 @given(b=batches(max_seq=30))
-def test_ngram_permute_leaves_unselected_units_in_place(unit, b):
+def test_ngram_permute_moves_whole_units_from_one_unit_slot_to_another(unit, b):
     """ngram_permute docstring (mix_lengths=False): "Nothing but those spans moves: the kept spans
     and all unselected tokens stay exactly in place, and a moved span lands whole, in order, on
-    another selected span's slot." Which spans were selected is internal, so this checks a
-    consequence: a unit that is still at its own unit rank is at its own token positions. (An
-    earlier version exchanged spans of equal length in *words*, so the words between two
-    exchanged spans of different sub-word lengths were displaced; this test caught it.)"""
+    another selected span's slot." Which spans were selected is internal, so this checks what that
+    implies: cut the moved positions into pieces (runs whose sources are consecutive too); each
+    piece comes from whole units and lands exactly on whole units of the original layout, and every
+    position it came from was itself refilled. (An earlier version exchanged spans of equal length
+    in *words*, so the words between two exchanged spans of different sub-word lengths were
+    displaced, by a sub-word count, off their units' boundaries. An earlier form of this test
+    checked "a unit still at its own unit rank did not move", which is not implied: two exchanged
+    slots of the same token length may hold different numbers of units, and a moved unit can land
+    at its own rank by chance; hypothesis found one in CI.)"""
     policy = make_policy("ngram_permute", unit, rate=0.5)
     out = run(policy, b)
     uid = unit_ids(b, unit)
     for r in range(b.shape[0]):
         content = (~b.special[r]).nonzero().squeeze(1).tolist()
-        held = [int(uid[r, out.source_index[r, j]]) for j in content]  # unit held at each content position
-        order = [u for i, u in enumerate(held) if i == 0 or u != held[i - 1]]  # units in output order
-        for rank, u in enumerate(order):
-            if u == rank:  # an unselected (or kept) unit: must not have moved
-                positions = [j for j in content if int(uid[r, j]) == u]
-                assert not out.moved_mask[r, positions].any(), \
-                    f"row {r}: unit {u} keeps its rank but its tokens moved\n{describe(b, out, r)}"
+        src = out.source_index[r].tolist()
+        units = [int(uid[r, j]) for j in content]
+        starts = {j for k, j in enumerate(content) if k == 0 or units[k] != units[k - 1]}
+        ends = {j for k, j in enumerate(content) if k == len(content) - 1 or units[k] != units[k + 1]}
+        moved = {j for j in content if src[j] != j}
+        pieces: list[list[int]] = []  # output positions of each piece
+        for j in content:
+            if j not in moved:
+                continue
+            if pieces and pieces[-1][-1] == j - 1 and src[j] == src[j - 1] + 1:
+                pieces[-1].append(j)
+            else:
+                pieces.append([j])
+        for piece in pieces:
+            first, last = piece[0], piece[-1]
+            where = f"row {r}: moved piece at {first}..{last} from {src[first]}..{src[last]}\n{describe(b, out, r)}"
+            assert first in starts and last in ends, "lands off its slot's unit boundaries: " + where
+            assert src[first] in starts and src[last] in ends, "is not made of whole units: " + where
+            assert all(src[j] in moved for j in piece), "left its slot unfilled: " + where
 
 
 # ----------------------------------------------------------------------------- rates (large fixed batch)
