@@ -1,4 +1,4 @@
-"""The six fine-tuning modes side by side: full, frozen, LoRA, AdaLoRA, prefix, IA3.
+"""The seven fine-tuning modes side by side: full, frozen, LoRA, AdaLoRA, prefix, IA3, bottleneck adapters.
 
 Fine-tunes one backbone (MiniLM by default) on SST-2 once per mode, everything else equal
 (data, epochs, batch size, seed, schedule), each mode at its own customary learning rate
@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 import shiftlab  # noqa: E402,F401
 
-MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3")
+MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter")
 # Customary rates for a small pretrained encoder (the comments in conf/finetune/*.yaml).
-LEARNING_RATES = {"full": 5e-5, "frozen": 1e-3, "lora": 1e-3, "adalora": 1e-3, "prefix": 5e-3, "ia3": 3e-3}
+LEARNING_RATES = {"full": 5e-5, "frozen": 1e-3, "lora": 1e-3, "adalora": 1e-3, "prefix": 5e-3, "ia3": 3e-3, "adapter": 1e-3}
 
 
 def shared_data() -> Path:

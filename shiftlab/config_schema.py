@@ -44,7 +44,7 @@ SCHEMA_NAME = "shiftlab_schema"  # the ConfigStore entry conf/train.yaml's defau
 
 # Mirrors of what the code accepts (tests/unit/test_config_schema.py keeps them in step):
 # shiftlab.models.finetune_modes.FINETUNE_MODES and shiftlab.tasks.optim.OptimConfig's schedules.
-FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3")
+FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter")
 SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
              "inverse_sqrt", "cosine_with_min_lr")
 BATCH_UNITS = ("samples", "sentences")
@@ -135,7 +135,7 @@ class FinetuneConfig:
     mode comes from the ``finetune`` group (conf/finetune/<mode>.yaml sets ``name`` and ``params``):
     ``finetune=lora``."""
 
-    name: str = "full"  # the mode: full, frozen, lora, adalora, prefix or ia3
+    name: str = "full"  # the mode: full, frozen, lora, adalora, prefix, ia3 or adapter
     params: Dict[str, Any] = field(default_factory=dict)  # the mode's own arguments (see conf/finetune/)
     max_epochs: int = 4
     max_steps: Optional[int] = None  # a cap on optimiser steps (null: max_epochs decides)

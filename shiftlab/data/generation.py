@@ -24,6 +24,10 @@ from .tokenization import Framing, encode_words
 
 SPLITS = ("train", "val", "test")
 
+#: What a generated text must beat: the source copied (translation), or its lead, the first sentence
+#: cut to the headline length (summarisation; :mod:`shiftlab.metrics.lead`).
+BASELINES = ("copy_source", "lead")
+
 
 class PairCollator:
     """``input_ids`` / ``attention_mask`` (pad id) and ``labels`` (-100 padded), plus ``index``."""
@@ -47,14 +51,15 @@ class GenerationDataModule(_TrainValTestDataModule):
     training, and the raw sentences (:meth:`sources` / :meth:`references`) for scoring.
 
     ``max_target_length`` bounds the labels (end token included); generation is given the same
-    budget (``max_new_tokens``) unless the task says otherwise.
+    budget (``max_new_tokens``) unless the task says otherwise. ``baseline`` names the baseline
+    the reports score next to the model (:data:`BASELINES`).
     """
 
     family = "generation"
 
     def __init__(self, corpus, task: str, tokenizer, framing: Framing, *, seed: int, batch_size: int = 32,
                  num_workers: int = 0, max_length: int = 128, max_target_length: int | None = None,
-                 eval_batch_size: int | None = None):
+                 eval_batch_size: int | None = None, baseline: str = "copy_source"):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, eval_batch_size=eval_batch_size)
         families = corpus.tasks()
         if families.get(task) != "generation":
@@ -66,6 +71,9 @@ class GenerationDataModule(_TrainValTestDataModule):
         self.corpus, self.task, self.tokenizer, self.framing = corpus, task, tokenizer, framing
         self.max_length = int(max_length)
         self.max_target_length = int(max_target_length or max_length)
+        if baseline not in BASELINES:
+            raise ValueError(f"task.tasks.{task}.baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+        self.baseline = baseline
         self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         self.collator = PairCollator(tokenizer.pad_token_id)
         self.label_names: list[str] = []  # generation has no label set

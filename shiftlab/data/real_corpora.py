@@ -42,6 +42,7 @@ from .readers import (
     split_punct,
     split_words,
 )
+from .segmentation import split_jieba
 
 __all__ = ["ClassificationCorpus", "ConllCorpus", "ParallelCorpus", "TextCorpus"]
 
@@ -60,7 +61,7 @@ def _resolve(path, role: str) -> Path:
 def _tokenizer(tokenize) -> Callable[[str], list[str]]:
     if callable(tokenize):
         return tokenize
-    named = {"words": split_words, "punct": split_punct, "chars": split_chars}
+    named = {"words": split_words, "punct": split_punct, "chars": split_chars, "jieba": split_jieba}
     if tokenize not in named:
         raise ValueError(f"unknown tokenize {tokenize!r}; expected a callable or one of {', '.join(named)}")
     return named[tokenize]
@@ -401,7 +402,7 @@ class ParallelCorpus(_FileCorpus):
         self._source_tokenize = _tokenizer(tokenize)
         self._target_tokenize = _tokenizer(tokenize if target_tokenize is None else target_tokenize)
         target_style = tokenize if target_tokenize is None else target_tokenize
-        self._target_joiner = "" if target_style == "chars" else " "
+        self._target_joiner = "" if target_style in ("chars", "jieba") else " "
         self._options = dict(source_column=source_column, target_column=target_column, delimiter=delimiter)
 
     @staticmethod

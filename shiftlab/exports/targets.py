@@ -12,7 +12,7 @@ predictions shiftlab measured, never a plausible-looking but different model:
     generation               an encoder-decoder with its vocabulary head is the Seq2SeqLM class
 
 Everything else (``pooling=first`` or ``mean``, a task read from an encoder-decoder's encoder,
-``finetune=prefix``, a model type not listed) is :class:`NotStandard`, with the reason; the
+``finetune=prefix`` or ``adapter``, a model type not listed) is :class:`NotStandard`, with the reason; the
 model card then points at ``shiftlab-eval``. The written export is also checked against the
 module's own outputs (:mod:`shiftlab.exports.standard`).
 """
@@ -30,6 +30,8 @@ _DECODERS = ("gpt2", "llama", "mistral", "qwen2")
 SEQUENCE_POOLINGS = {"pooler": POOLER_CLASSIFIERS, "last": _DECODERS}
 TOKEN_CLASSIFIERS = ("bert", *_DECODERS)  # *ForTokenClassification: dropout -> Linear on every token
 SPAN_MODELS = ("bert", *_DECODERS)  # *ForQuestionAnswering: qa_outputs on every token (BART's reads its decoder)
+_ADAPTER_REASON = ("finetune=adapter adds shiftlab's own bottleneck adapters (non-linear layers that no weight can absorb), "
+                   "which no transformers class runs (the adapters library that does pins transformers 4.x)")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def _refused(module, what: str, supported: tuple[str, ...]) -> NotStandard | Non
     if getattr(backbone, "finetune_mode", None) == "prefix":
         return NotStandard("finetune=prefix trains shiftlab's own key/value prefix, which no transformers class runs "
                            "(PEFT's prefix tuning refuses these models under transformers 5)")
+    if getattr(backbone, "finetune_mode", None) == "adapter":
+        return NotStandard(_ADAPTER_REASON)
     if backbone.kind == "encoder_decoder":
         return NotStandard(f"the head reads the encoder of an encoder-decoder; transformers' encoder-decoder classes "
                            f"for {what} read the decoder")
@@ -111,4 +115,6 @@ def question_answering(module) -> StandardTarget | NotStandard:
 def seq2seq(module) -> StandardTarget | NotStandard:
     if getattr(module.backbone, "finetune_mode", None) == "prefix":
         return NotStandard("finetune=prefix trains shiftlab's own encoder prefix, which no transformers class runs")
+    if getattr(module.backbone, "finetune_mode", None) == "adapter":
+        return NotStandard(_ADAPTER_REASON)
     return StandardTarget("AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM", "text2text-generation")

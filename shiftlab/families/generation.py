@@ -1,6 +1,6 @@
 """Generation (translation, summarisation): an encoder-decoder fine-tuned on pairs, scored by
-generating (:class:`~shiftlab.tasks.generation.Seq2SeqModule`) against the copy-the-source
-baseline."""
+generating (:class:`~shiftlab.tasks.generation.Seq2SeqModule`) against a baseline: copy the source
+(translation) or its lead (summarisation, :mod:`shiftlab.metrics.lead`), as the task's ``baseline`` says."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from .base import LoaderSettings, TaskFamily, register
 class GenerationFamily(TaskFamily):
     name = "generation"
     corpus_protocol = PairCorpus
-    data_params = ("max_target_length",)
+    data_params = ("max_target_length", "baseline")
     keeps_lm_head = True  # the decoder predicts through the vocabulary head
     compiles = False  # generation decodes step by step in a loop of its own: it stays eager
 
@@ -32,7 +32,7 @@ class GenerationFamily(TaskFamily):
                              "and tagging)")
         if mode == "frozen":
             raise ValueError("finetune=frozen trains only a task head, and a generation task has none (its vocabulary "
-                             "head is tied to the embeddings); use full, lora, adalora, ia3 or prefix")
+                             "head is tied to the embeddings); use full, lora, adalora, ia3, prefix or adapter")
 
     def data_module(self, corpus, task, tokenizer, framing, loader: LoaderSettings, params: dict):
         data = GenerationDataModule(corpus, task, tokenizer, framing, seed=loader.seed, batch_size=loader.batch_size,
@@ -57,21 +57,20 @@ class GenerationFamily(TaskFamily):
         return []
 
     def reports(self, module, data, split: str, directory: Path, outputs=None) -> dict[str, float]:
-        """The split's generation report (scores, signature, decoding, examples) and the
-        copy-the-source baseline it must beat; returns ``<split>/<metric>`` of the report and
-        ``<split>/copy_source_<metric>``."""
-        from shiftlab.metrics.generation import copy_source_baseline
-
+        """The split's generation report (scores, signature, decoding, examples) and the baseline
+        it must beat (``data.baseline``: ``copy_source`` or ``lead``, saved as
+        ``<baseline>_baseline.txt`` / ``.json``); returns ``<split>/<metric>`` of the report and
+        ``<split>/<baseline>_<metric>``."""
         report = module.reports.get(split)
         if report is None:
             return {}
         report.save(directory, "generation")
         log.info("%s", report.to_text().rstrip("\n"))
-        baseline = copy_source_baseline(data.sources(split), data.references(split), target_lang=data.target_lang(),
-                                        metrics=module.metrics_names)
-        baseline.save(directory, "copy_source_baseline")
+        baseline = _baseline(data, split, module.metrics_names)
+        baseline.save(directory, f"{data.baseline}_baseline")
+        log.info("%s baseline: %s", data.baseline, ", ".join(f"{k} {v:.2f}" for k, v in baseline.scores.items()))
         return {**{f"{split}/{name}": float(value) for name, value in report.scores.items()},
-                **{f"{split}/copy_source_{name}": float(value) for name, value in baseline.scores.items()}}
+                **{f"{split}/{data.baseline}_{name}": float(value) for name, value in baseline.scores.items()}}
 
     def restore(self, base, directory: Path, tokenizer, data, params: dict):
         return self.module(load_finetuned(base, directory, tokenizer), data, None, params)
@@ -82,3 +81,16 @@ class GenerationFamily(TaskFamily):
     def prepare_evaluation(self, module, split: str) -> None:
         if split == "val":  # validation generates every pair, with the test decoding
             module.evaluate_like_test()
+
+
+def _baseline(data, split: str, metrics):
+    """The report of the task's baseline on ``split``; the lead's length comes from the training
+    headlines only (:func:`~shiftlab.metrics.lead.headline_length`)."""
+    from shiftlab.metrics.generation import copy_source_baseline
+    from shiftlab.metrics.lead import headline_length, lead_baseline
+
+    sources, references, lang = data.sources(split), data.references(split), data.target_lang()
+    if data.baseline == "lead":
+        return lead_baseline(sources, references, n_words=headline_length(data.references("train")),
+                             target_lang=lang, metrics=metrics)
+    return copy_source_baseline(sources, references, target_lang=lang, metrics=metrics)

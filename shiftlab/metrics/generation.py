@@ -83,9 +83,9 @@ _CHINESE = {"zh", "zho", "chi", "cmn", "yue", "wuu", "lzh", "hak", "nan", "gan",
 _JAPANESE = {"ja", "jpn"}
 _ENGLISH = {"en", "eng"}
 
-ROUGE_DEFAULT_STEMMED = "rouge-score default (lowercased [a-z0-9] words) + Porter stemmer"
+ROUGE_DEFAULT_STEMMED = "rouge-score default (lowercased [a-z0-9] words) + Porter stemmer (use_stemmer=True)"
 ROUGE_CHARS = "characters (each CJK character a token; other letters/digits as lowercased words; punctuation dropped)"
-ROUGE_WORDS = "Unicode words (lowercased letters/digits runs), no stemming"
+ROUGE_WORDS = "Unicode words (lowercased letters/digits runs), no stemming (use_stemmer=False)"
 
 EXAMPLE_SELECTION = "evenly spaced: indices i*n//k for i < k, the first sentence first"
 

@@ -6,18 +6,20 @@
     adalora  PEFT AdaLoRA (LoRA with an SVD-shaped update whose ranks are pruned on a schedule)
     ia3      PEFT (IA)^3: one learned scaling vector per targeted projection
     prefix   our per-layer key/value prefix (``shiftlab.models.prefix``), on every family
+    adapter  our bottleneck adapters (``shiftlab.models.bottleneck``), Houlsby or Pfeiffer placement
 
 ``apply_finetune_mode(backbone, mode, **params)`` returns a backbone whose ``hidden(...)`` gives
 the adapted model's hidden states: the same object adapted in place (full, frozen, PEFT modes:
-``backbone.model`` becomes the ``PeftModel``), or, for ``prefix``, a ``PrefixBackbone`` sharing
-the same frozen model. Use the returned object.
+``backbone.model`` becomes the ``PeftModel``), or, for ``prefix``, a ``PrefixBackbone`` (for
+``adapter``, an ``AdapterBackbone``) sharing the same frozen model. Use the returned object.
 
 Scope. Fine-tuning reads only ``hidden()``: the encoder of an encoder-decoder, and not BERT's
 pooler. With ``scope="hidden"`` (the default) the modes leave out what ``hidden()`` never uses,
 found by one probe forward/backward: ``full`` freezes those parameters (they would get no
 gradient anyway: with AdamW that is the same training, but the trainable count is honest and
 DDP needs no ``find_unused_parameters``), and the PEFT modes exclude those modules
-(``exclude_modules``), so BART's decoder ``q_proj``/``v_proj`` get no adapters. ``scope="all"``
+(``exclude_modules``), so BART's decoder ``q_proj``/``v_proj`` get no adapters; bottleneck
+adapters go only into the stack ``hidden()`` runs (BART's encoder). ``scope="all"``
 adapts the whole model, for tasks that also ``decode()`` (the prefix then refuses
 encoder-decoders: it covers the encoder only).
 
@@ -43,13 +45,15 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, BackboneSpec, _vocab_head, build_backbone
+from .bottleneck import ADAPTER_SITES, PLACEMENTS, AdapterBackbone, find_sites
 from .prefix import INITS, KVPrefix, PrefixBackbone, prefix_stack, probe_geometry
 
-FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3")
+FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter")
 PEFT_MODES = ("lora", "adalora", "ia3")
 SCOPES = ("hidden", "all")
 MODE_FILE = "finetune_mode.json"
 PREFIX_FILE = "prefix.safetensors"
+ADAPTER_FILE = "bottleneck.safetensors"
 HEAD_FILE = "head.safetensors"
 
 
@@ -117,6 +121,8 @@ def apply_finetune_mode(backbone: Backbone, mode: str, *, total_steps: int | Non
         resolved: dict[str, Any] = {"scope": scope}
     elif mode in PEFT_MODES:
         resolved = _apply_peft(backbone, mode, scope, params, total_steps, lm_head=lm_head)
+    elif mode == "adapter":
+        backbone, resolved = _apply_adapter(backbone, scope, params)
     else:
         backbone, resolved = _apply_prefix(backbone, scope, params)
     backbone.finetune_mode = mode
@@ -224,6 +230,43 @@ def _apply_prefix(backbone: Backbone, scope: str, params: dict) -> tuple[Backbon
                 "projection_hidden_size": projection_hidden_size, "init": init, "init_std": init_std,
                 "init_token_ids": None if init_token_ids is None else list(init_token_ids), "seed": seed,
                 "geometry": dataclasses.asdict(geometry)}
+    return adapted, resolved
+
+
+def _apply_adapter(backbone: Backbone, scope: str, params: dict) -> tuple[Backbone, dict]:
+    reduction_factor = params.pop("reduction_factor", 16)
+    placement = params.pop("placement", None) or "houlsby"
+    non_linearity = params.pop("non_linearity", None) or "relu"
+    attention = params.pop("attention_modules", None)
+    feedforward = params.pop("feedforward_modules", None)
+    _no_params_left("adapter", params)
+    if placement not in PLACEMENTS:
+        raise ValueError(f"finetune=adapter: placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if not isinstance(reduction_factor, (int, float)) or isinstance(reduction_factor, bool) or reduction_factor <= 0:
+        raise ValueError(f"finetune=adapter: reduction_factor must be a positive number, got {reduction_factor!r}")
+    model_type = getattr(backbone.config, "model_type", None)
+    defaults = ADAPTER_SITES.get(model_type)
+    if defaults is None and (feedforward is None or (placement == "houlsby" and attention is None)):
+        raise ValueError(
+            f"finetune=adapter: no default adapter sites for model type {model_type!r} (known: "
+            f"{', '.join(sorted(ADAPTER_SITES))}); set finetune.params.feedforward_modules (and, for placement=houlsby, "
+            "attention_modules) to regexes matching the full names of the output projections"
+        )
+    attention = attention if attention is not None else defaults.attention if defaults else None
+    feedforward = feedforward if feedforward is not None else defaults.feedforward
+    patterns = [feedforward] + ([attention] if placement == "houlsby" else [])
+    within = prefix_stack(backbone) if scope == "hidden" else None
+    modules = dict(backbone.model.named_modules())
+    sites = find_sites(backbone.model, patterns, within)
+    if not sites:
+        raise ValueError(f"finetune=adapter: no module of {type(backbone.model).__name__} matches {patterns} "
+                         f"(scope={scope})")
+    for parameter in backbone.model.parameters():
+        parameter.requires_grad_(False)
+    adapted = AdapterBackbone(backbone.model, backbone.kind, backbone.name, {s: modules[s] for s in sites},
+                              reduction_factor, non_linearity)
+    resolved = {"scope": scope, "reduction_factor": reduction_factor, "placement": placement,
+                "non_linearity": non_linearity, "attention_modules": attention, "feedforward_modules": feedforward}
     return adapted, resolved
 
 
@@ -335,7 +378,9 @@ def merge_lora(backbone: Backbone, *, inplace: bool = False) -> Backbone:
     (default) the adapter backbone is left intact (the model is copied first)."""
     mode = getattr(backbone, "finetune_mode", None)
     if mode not in PEFT_MODES:
-        raise ValueError(f"merge_lora merges PEFT adapters ({', '.join(PEFT_MODES)}); this backbone is finetune={mode}")
+        why = (": bottleneck adapters are non-linear layers of their own, which no weight of the model can absorb"
+               if mode == "adapter" else "")
+        raise ValueError(f"merge_lora merges PEFT adapters ({', '.join(PEFT_MODES)}); this backbone is finetune={mode}{why}")
     peft_model = backbone.model if inplace else copy.deepcopy(backbone.model)
     merged = peft_model.merge_and_unload()
     result = Backbone(merged, backbone.kind, backbone.name)
@@ -347,7 +392,7 @@ def merge_lora(backbone: Backbone, *, inplace: bool = False) -> Backbone:
 def export_adapter(backbone: Backbone, directory: str | Path, *, head: nn.Module | None = None) -> Path:
     """Save what fine-tuning changed, re-loadable with ``load_finetuned``: the PEFT adapter
     (``save_pretrained``: adapter_config.json + adapter_model.safetensors), the prefix
-    (prefix.safetensors), the whole model for ``full``, nothing for ``frozen``; plus
+    (prefix.safetensors), the bottleneck adapters (bottleneck.safetensors), the whole model for ``full``, nothing for ``frozen``; plus
     ``finetune_mode.json`` and, if given, the task head's weights (head.safetensors)."""
     from safetensors.torch import save_file
 
@@ -360,6 +405,8 @@ def export_adapter(backbone: Backbone, directory: str | Path, *, head: nn.Module
         backbone.model.save_pretrained(str(directory))
     elif mode == "prefix":
         save_file(_contiguous(backbone.prefix.state_dict()), str(directory / PREFIX_FILE))
+    elif mode == "adapter":
+        save_file(_contiguous(backbone.adapters.state_dict()), str(directory / ADAPTER_FILE))
     if head is not None:
         save_file(_contiguous(head.state_dict()), str(directory / HEAD_FILE))
     info = {"format": 1, "mode": mode, "kind": backbone.kind, "name": backbone.name,
@@ -401,6 +448,11 @@ def load_finetuned(base: BackboneSpec | dict | str | Path | None, directory: str
             with _reading(directory, directory / PREFIX_FILE):
                 state = load_file(str(directory / PREFIX_FILE), device=str(_device_of(backbone)))
             backbone.prefix.load_state_dict(state)
+        elif mode == "adapter":
+            backbone = apply_finetune_mode(backbone, "adapter", lm_head=lm_head, **params)
+            with _reading(directory, directory / ADAPTER_FILE):
+                state = load_file(str(directory / ADAPTER_FILE), device=str(_device_of(backbone)))
+            backbone.adapters.load_state_dict(state)
         else:
             backbone = apply_finetune_mode(backbone, mode, lm_head=lm_head, **params)
     if head is not None:

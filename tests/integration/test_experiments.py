@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def needs(cfg) -> str | None:
     raw = OmegaConf.to_container(cfg.data.corpus, resolve=False)
     if any("paths.shared_data" in str(value) for value in raw.values()) and not SHARED.exists():
         return f"needs the real datasets in {SHARED}"
+    if raw.get("segment") == "jieba" and importlib.util.find_spec("jieba") is None:
+        return "needs jieba (Chinese word segmentation): pip install 'shiftlab[chinese]'"
     try:
         OmegaConf.to_container(cfg.backbone, resolve=True)
     except Exception as error:  # the resolver's message names the package to install

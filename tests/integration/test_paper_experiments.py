@@ -30,7 +30,7 @@ def command_after(readme: str, marker: str) -> str:
 # the rows kept cover both tasks, both backbones, and a row with and without shift pretraining.
 NARROWED = {
     "peft_modes": (
-        [("finetune=full,frozen,lora,adalora,prefix,ia3", "finetune=full,lora"),
+        [("finetune=full,frozen,lora,adalora,prefix,ia3,adapter", "finetune=full,lora"),
          ("'experiment/peft_modes/rows=glob(*)'",
           "experiment/peft_modes/rows=minilm_sst2,minilm_wikiann_shift,smollm2_sst2_shift")],
         lambda row: row["finetune.name"] in {"full", "lora"} and (

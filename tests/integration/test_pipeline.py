@@ -142,7 +142,7 @@ def test_every_finetune_mode_runs_after_shift_pretraining(mode, tmp_path):
     assert "order/test/acc" in metrics and "order/val/acc" in metrics and "order/val/loss" in metrics
 
 
-@pytest.mark.parametrize("mode", ["lora", "prefix", "full"])
+@pytest.mark.parametrize("mode", ["lora", "prefix", "full", "adapter"])
 def test_a_run_evaluates_again_from_its_exports(mode, tmp_path):
     from shiftlab.evaluate import evaluate_run, main
 

@@ -157,7 +157,7 @@ def test_the_compiled_pipeline_runs_with_the_default_backend(tmp_path):
     assert metrics["pretrain/val/mlm_loss"] > 0 and metrics["pretrain/val/mlm_loss"] < 10
 
 
-@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3"])
+@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter"])
 def test_every_finetune_mode_runs_compiled(mode, tmp_path):
     """``trainer.compile`` reaches fine-tuning too (``aot_eager``: torch.compile's graph capture and
     autograd tracing without generating code, to stay quick)."""

@@ -80,7 +80,7 @@ def test_a_squad_format_corpus_runs_through_data_overrides(tmp_path):
     assert_reevaluated_alike(tmp_path / "run", metrics)
 
 
-@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3"])
+@pytest.mark.parametrize("mode", ["full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter"])
 def test_every_finetuning_mode_trains_exports_and_restores_a_qa_model(mode, tmp_path):
     # Shift-pretrained (3 steps): the PEFT modes export only their adapters, and restoring them
     # needs the exported base (a random-init backbone has none to reload).

@@ -60,7 +60,7 @@ BAD = {
         "pretrain.batch_unit must be one of samples, sentences, got 'sentence' (did you mean sentences?)"),
     "finetune.name=loraa": (
         {"finetune": {"name": "loraa"}},
-        "finetune.name must be one of full, frozen, lora, adalora, prefix, ia3, got 'loraa' (did you mean lora?)"),
+        "finetune.name must be one of full, frozen, lora, adalora, prefix, ia3, adapter, got 'loraa' (did you mean lora?)"),
     "finetune.optim.schedule=cosin": (
         {"finetune": {"optim": {"schedule": "cosin"}}},
         "finetune.optim.schedule must be one of linear, cosine, cosine_with_restarts, polynomial, constant, "

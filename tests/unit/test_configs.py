@@ -116,6 +116,15 @@ def test_rows_and_tiers_compose_in_order():
     assert cfg.backbone.name == "minilm" and cfg.objective.name == "none" and cfg.data.corpus.train_limit == 2000
 
 
+@pytest.mark.parametrize("row", rows("peft_modes"))
+def test_every_peft_modes_row_has_a_learning_rate_for_every_mode(row):
+    from shiftlab.models.finetune_modes import FINETUNE_MODES
+
+    for mode in FINETUNE_MODES:
+        cfg = compose_with("experiment=peft_modes/cpu", f"experiment/peft_modes/rows={row}", f"finetune={mode}")
+        assert cfg.finetune.optim.lr == cfg.peft_lr[mode] > 0
+
+
 def test_default_is_the_quickstart():
     from shiftlab.data.tasks import resolve_tasks
 
@@ -207,7 +216,8 @@ def test_synthetic_data_config_instantiates():
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason=f"real datasets not found at {SHARED} (set SHIFTLAB_SHARED_DATA)")
-@pytest.mark.parametrize("option,tasks", [("sst2", {"sst2"}), ("wikiann", {"ner"}), ("tinyshakespeare", set())])
+@pytest.mark.parametrize("option,tasks", [("sst2", {"sst2"}), ("wikiann", {"ner"}), ("tinyshakespeare", set()),
+                                          ("bbc_news", {"headline", "topic"})])
 def test_real_data_configs_read_their_files_in_place(option, tasks):
     from shiftlab.data.tasks import resolve_tasks
 
@@ -219,8 +229,9 @@ def test_real_data_configs_read_their_files_in_place(option, tasks):
         assert corpus.labelled(name, "test").words
 
 
-# sst2, ner: their corpora below; translation: tests/unit/test_generation_task.py (Tatoeba and toy pairs).
-SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner", "translation")]
+# sst2, ner: their corpora below; translation: tests/unit/test_generation_task.py (Tatoeba and toy pairs);
+# headline: tests/unit/test_news_corpus.py (BBC News).
+SYNTHETIC_TASKS = [o for o in options("task") if o not in ("sst2", "ner", "translation", "headline")]
 
 
 @pytest.mark.parametrize("option", SYNTHETIC_TASKS)

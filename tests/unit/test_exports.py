@@ -121,6 +121,9 @@ def test_a_pooling_no_class_computes_is_not_exported(pooling, tokenizer, tmp_pat
 def test_prefix_and_encoder_decoder_heads_are_refused_with_the_reason(tokenizer):
     prefix = module_for("classification", "bert", tokenizer, "prefix")
     assert "finetune=prefix" in targets.sequence_classification(prefix).reason
+    adapter = module_for("classification", "bert", tokenizer, "adapter")
+    assert "finetune=adapter" in targets.sequence_classification(adapter).reason
+    assert "finetune=adapter" in targets.seq2seq(module_for("classification", "bart", tokenizer, "adapter")).reason
     assert "encoder of an encoder-decoder" in targets.token_classification(module_for("tagging", "bart", tokenizer)).reason
     assert "encoder of an encoder-decoder" in targets.question_answering(module_for("qa", "bart", tokenizer)).reason
     assert "pooling=mean" in targets.sequence_classification(module_for("classification", "bart", tokenizer)).reason
@@ -151,7 +154,8 @@ def test_bert_classifies_its_pooler_decoders_their_last_token_without_bias(token
         module_for("classification", "gpt2", tokenizer, pooling="pooler")
 
 
-@pytest.mark.parametrize("mode, trains", [("full", True), ("lora", False), ("frozen", False), ("prefix", False)])
+@pytest.mark.parametrize("mode, trains", [("full", True), ("lora", False), ("frozen", False), ("prefix", False),
+                                         ("adapter", False)])
 def test_the_pooler_trains_only_with_full_fine_tuning(mode, trains, tokenizer):
     """As transformers + PEFT: there only the classifier is in modules_to_save, the pooler frozen."""
     module = module_for("classification", "bert", tokenizer, mode)

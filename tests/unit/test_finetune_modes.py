@@ -1,4 +1,5 @@
-"""Fine-tuning modes (shiftlab.models.finetune_modes) on the three tiny backbone families.
+"""Fine-tuning modes (shiftlab.models.finetune_modes) on the three tiny backbone families, and
+the bottleneck adapters (finetune=adapter) on a tiny Llama-style decoder as well.
 
 Every expected trainable-parameter count is computed here from the unadapted model's own
 layers, not read back from the adapted one.
@@ -15,6 +16,7 @@ from torch import nn
 
 from shiftlab.data import build_word_tokenizer
 from shiftlab.models import build_backbone
+from shiftlab.models.bottleneck import AdapterBackbone
 from shiftlab.models.finetune_modes import (
     FINETUNE_MODES,
     PEFT_MODES,
@@ -31,7 +33,11 @@ from shiftlab.models.prefix import PrefixBackbone, prefix_stack, prefixed_hidden
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 FAMILIES = ("tiny_bert", "tiny_gpt2", "tiny_bart")
-COMBOS = [(f, m) for f in FAMILIES for m in FINETUNE_MODES]
+TINY_LLAMA = {"name": "tiny_llama", "kind": "decoder", "model_type": "llama",
+              "config": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                         "intermediate_size": 128, "max_position_embeddings": 64}}
+ADAPTER_FAMILIES = (*FAMILIES, "tiny_llama")
+COMBOS = [(f, m) for f in FAMILIES for m in FINETUNE_MODES] + [("tiny_llama", "adapter")]
 IDS = [f"{f}-{m}" for f, m in COMBOS]
 
 # Small, explicit settings: the counts below are computed from these.
@@ -42,6 +48,7 @@ PARAMS = {
     "adalora": {"init_r": 6, "target_r": 4, "lora_alpha": 8, "total_step": 20},
     "ia3": {},
     "prefix": {"num_virtual_tokens": 5},
+    "adapter": {"reduction_factor": 8},  # placement houlsby (the default)
 }
 # The per-family default targets, spelled out independently of finetune_modes.TARGET_MODULES.
 LORA_TARGETS = {"tiny_bert": {"query", "value"}, "tiny_gpt2": {"c_attn"}, "tiny_bart": {"q_proj", "v_proj"}}
@@ -56,6 +63,8 @@ def tokenizer():
 
 
 def spec_of(family: str) -> dict:
+    if family == "tiny_llama":
+        return dict(TINY_LLAMA)
     return OmegaConf.to_container(OmegaConf.load(CONF / "backbone" / f"{family}.yaml"), resolve=True)
 
 
@@ -123,7 +132,18 @@ def expected_trainable(family: str, mode: str, model: nn.Module) -> int:
         return sum(in_out(m)[0] if matches(n, feedforward) else in_out(m)[1] for n, m in targeted(model, targets))
     if mode == "prefix":
         return prefix_layers(model) * 2 * p["num_virtual_tokens"] * model.config.hidden_size
+    if mode == "adapter":
+        return adapter_count(model, p["reduction_factor"], p.get("placement", "houlsby"))
     raise AssertionError(mode)
+
+
+def adapter_count(model, reduction_factor: int, placement: str) -> int:
+    """Per site down (h x b + b) and up (b x h + h); houlsby has two sites per layer of the stack
+    hidden() runs, pfeiffer one."""
+    h = model.config.hidden_size
+    b = h // reduction_factor
+    sites = (2 if placement == "houlsby" else 1) * prefix_layers(model)
+    return sites * (2 * h * b + b + h)
 
 
 # ---- counts, shapes, gradients, steps -------------------------------------------------------
@@ -245,6 +265,102 @@ def test_prefix_refuses_a_stack_that_drops_the_cache(tokenizer):
     backbone.train()
     with pytest.raises(RuntimeError, match="cache"):
         backbone.hidden(*batch(tokenizer))
+
+
+# ---- bottleneck adapters --------------------------------------------------------------------
+
+# The sites, spelled out per family (one layer index stands for each layer).
+ADAPTER_SITES = {
+    "tiny_bert": ("encoder.layer.{}.attention.output.dense", "encoder.layer.{}.output.dense"),
+    "tiny_gpt2": ("h.{}.attn.c_proj", "h.{}.mlp.c_proj"),
+    "tiny_bart": ("encoder.layers.{}.self_attn.out_proj", "encoder.layers.{}.fc2"),
+    "tiny_llama": ("layers.{}.self_attn.o_proj", "layers.{}.mlp.down_proj"),
+}
+
+
+@pytest.mark.parametrize("placement", ["houlsby", "pfeiffer"])
+@pytest.mark.parametrize("family", ADAPTER_FAMILIES)
+def test_adapter_sits_where_its_placement_says_and_starts_as_the_base_model(family, placement, tokenizer):
+    base = make(family, tokenizer)
+    base.eval()
+    model = base.model
+    ids, mask = batch(tokenizer)
+    with torch.no_grad():
+        reference = base.hidden(ids, mask)
+    backbone = apply_finetune_mode(base, "adapter", reduction_factor=4, placement=placement)
+    assert isinstance(backbone, AdapterBackbone)
+    attention, feedforward = ADAPTER_SITES[family]
+    wanted = [feedforward] if placement == "pfeiffer" else [attention, feedforward]
+    expected_sites = {w.format(i).replace(".", "-") for i in range(prefix_layers(model)) for w in wanted}
+    assert set(backbone.adapters.keys()) == expected_sites
+    assert trainable_parameters(backbone)[0] == adapter_count(model, 4, placement)
+    assert {n.split(".")[0] for n, q in backbone.named_parameters() if q.requires_grad} == {"adapters"}
+    backbone.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(backbone.hidden(ids, mask), reference)  # up-projection at zero: the identity
+        perturb(backbone)
+        assert (backbone.hidden(ids, mask) - reference).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("placement", ["houlsby", "pfeiffer"])
+@pytest.mark.parametrize("family", ADAPTER_FAMILIES)
+def test_adapter_export_then_load_gives_the_same_outputs(family, placement, tokenizer, tmp_path):
+    base = make(family, tokenizer)
+    base.export(tmp_path / "base", tokenizer)
+    backbone = apply_finetune_mode(base, "adapter", reduction_factor=8, placement=placement, non_linearity="gelu")
+    perturb(backbone)
+    head = nn.Linear(backbone.hidden_size, 3)
+    export_adapter(backbone, tmp_path / "adapter", head=head)
+    assert (tmp_path / "adapter" / "bottleneck.safetensors").is_file()
+    assert not (tmp_path / "adapter" / "model.safetensors").exists()  # the base is not copied
+
+    loaded = load_finetuned(tmp_path / "base", tmp_path / "adapter", tokenizer, head=nn.Linear(backbone.hidden_size, 3))
+    assert isinstance(loaded, AdapterBackbone) and loaded.finetune_mode == "adapter"
+    assert loaded.finetune_params["placement"] == placement and loaded.finetune_params["non_linearity"] == "gelu"
+    assert trainable_parameters(loaded)[0] == 0
+    backbone.eval()
+    loaded.eval()
+    ids, mask = batch(tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.hidden(ids, mask), backbone.hidden(ids, mask), rtol=1e-5, atol=1e-6)
+
+
+def test_adapter_scope_all_adapts_the_decoder_of_an_encoder_decoder(tokenizer):
+    backbone = adapt("tiny_bart", "adapter", tokenizer, scope="all")
+    keys = set(backbone.adapters.keys())
+    assert {"decoder-layers-1-self_attn-out_proj", "decoder-layers-1-fc2", "encoder-layers-0-fc2"} <= keys
+    assert not any("encoder_attn" in k for k in keys)  # cross-attention is not a site
+    assert len(keys) == 2 * (2 + 2)
+    ids, mask = batch(tokenizer)
+    backbone.eval()
+    with torch.no_grad():
+        encoded = backbone.hidden(ids, mask)
+        before = backbone.decode(ids[:, :4], encoded, mask)
+        perturb(backbone.adapters["decoder-layers-1-fc2"])  # (a constant bias would vanish in the LayerNorm)
+        assert (backbone.decode(ids[:, :4], encoded, mask) - before).abs().max() > 1e-3
+        torch.testing.assert_close(backbone.hidden(ids, mask), encoded)  # the encoder is untouched
+
+
+def test_adapter_refusals_are_named(tokenizer):
+    with pytest.raises(ValueError, match="non-linear"):
+        merge_lora(adapt("tiny_bert", "adapter", tokenizer))
+    with pytest.raises(ValueError, match="placement"):
+        apply_finetune_mode(make("tiny_bert", tokenizer), "adapter", placement="parallel")
+    with pytest.raises(ValueError, match="reduction_factor"):
+        apply_finetune_mode(make("tiny_bert", tokenizer), "adapter", reduction_factor=0)
+    with pytest.raises(ValueError, match="non_linearity"):
+        apply_finetune_mode(make("tiny_bert", tokenizer), "adapter", non_linearity="cube")
+    with pytest.raises(ValueError, match="no module"):
+        apply_finetune_mode(make("tiny_bert", tokenizer), "adapter", placement="pfeiffer", feedforward_modules=r".*\.nothing")
+    base = make("tiny_bert", tokenizer)
+    apply_finetune_mode(base, "adapter")
+    with pytest.raises(ValueError, match="already runs an adapter"):  # the old object shares the hooked model
+        apply_finetune_mode(base, "adapter")
+    distilbert = build_backbone(TINY_DISTILBERT, tokenizer, with_lm_head=False)
+    with pytest.raises(ValueError, match="distilbert.*feedforward_modules"):
+        apply_finetune_mode(distilbert, "adapter")
+    adapted = apply_finetune_mode(distilbert, "adapter", placement="pfeiffer", feedforward_modules=r".*\.ffn\.lin2")
+    assert set(adapted.adapters.keys()) == {"transformer-layer-0-ffn-lin2"}
 
 
 # ---- merge, export, load --------------------------------------------------------------------

@@ -138,6 +138,27 @@ def test_lora_generation_runs_through_the_adapters(toy_file):
     assert not torch.equal(module.generate_ids(batch["input_ids"], batch["attention_mask"]), plain)
 
 
+def test_adapter_generation_runs_through_encoder_and_decoder_adapters(toy_file):
+    _, tokenizer, data = toy_setup(toy_file)
+    torch.manual_seed(0)
+    backbone = tiny_bart(tokenizer)
+    batch = next(iter(data.test_dataloader()))
+    plain = module_for(backbone, tokenizer, data).eval().generate_ids(batch["input_ids"], batch["attention_mask"])
+    adapted = apply_finetune_mode(backbone, "adapter", lm_head=True, **families()["generation"].finetune_params("adapter", {}))
+    module = module_for(adapted, tokenizer, data).eval()
+    # the up-projections start at zero: the adapted model generates exactly what the plain one did...
+    torch.testing.assert_close(module.generate_ids(batch["input_ids"], batch["attention_mask"]), plain)
+    sites = list(adapted.adapters.keys())
+    assert any("decoder-" in k for k in sites) and any("encoder-" in k for k in sites)
+    # ... and once the decoder's adapters move, generation (the model's own generate) follows them.
+    with torch.no_grad():
+        for key, adapter in adapted.adapters.items():
+            if "decoder-" in key:  # both: a random BART's projections give tiny outputs for `down` to read
+                adapter.down.weight.normal_(0, 2.0)
+                adapter.up.weight.normal_(0, 2.0)
+    assert not torch.equal(module.generate_ids(batch["input_ids"], batch["attention_mask"]), plain)
+
+
 def test_prefix_generation_reads_the_encoder_prefix(toy_file):
     _, tokenizer, data = toy_setup(toy_file)
     torch.manual_seed(0)
@@ -207,7 +228,7 @@ def test_tatoeba_config_reads_the_real_pairs():
     assert not any(word.endswith((".", "!", "?")) and len(word) > 1 for word in source)
 
 
-@pytest.mark.parametrize("mode", ["lora", "full", "prefix"])
+@pytest.mark.parametrize("mode", ["lora", "full", "prefix", "adapter"])
 def test_a_translation_run_evaluates_again_from_its_exports(mode, toy_file, tmp_path):
     from shiftlab.evaluate import evaluate_run
 
