@@ -26,8 +26,10 @@ def command_after(readme: str, marker: str) -> str:
 # Sweeps narrowed further in miniature (for time): the README's words and what the miniature runs
 # instead, and which rows of the committed table the miniature's table must then have (a row's
 # cells by column name -> kept). Every fine-tuning mode has its own test in
-# tests/integration/test_pipeline.py, and every peft_modes row config composes in test_configs;
-# the rows kept cover both tasks, both backbones, and a row with and without shift pretraining.
+# tests/integration/test_pipeline.py, every row config composes in test_configs, and every
+# policy x objective pair runs in test_catalogue_triples. peft_modes keeps both tasks, both
+# backbones, and a row with and without shift pretraining; order_objectives keeps 7 of its 14
+# rows: every backbone family, the no-pretraining baseline and one row of each objective kind.
 NARROWED = {
     "peft_modes": (
         [("finetune=full,frozen,lora,adalora,prefix,ia3,adapter", "finetune=full,lora"),
@@ -36,6 +38,14 @@ NARROWED = {
         lambda row: row["finetune.name"] in {"full", "lora"} and (
             row["backbone.name"], row["data.name"], row["objective.name"] == "none") in {
             ("minilm", "sst2", True), ("minilm", "wikiann", False), ("smollm2", "sst2", False)},
+    ),
+    "order_objectives": (
+        [("'experiment/order_objectives/rows=glob(*)'",
+          "experiment/order_objectives/rows=bart_span_corrupt,gpt_clm_shifted,gpt_deshuffle,mlm,none,pert,"
+          "shuffle_replace_detect")],
+        lambda row: (row["shift.name"], row["objective.name"]) in {
+            ("infill", "seq2seq_denoise"), ("token_move", "clm_shifted"), ("local_shuffle", "deshuffle"),
+            ("mask", "mlm"), ("identity", "none"), ("ngram_permute", "pointer"), ("shuffle_replace", "detect")},
     ),
 }
 # The shift-pretrained rows each narrowed sweep runs (each pretrains once, shared by its modes).
