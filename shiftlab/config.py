@@ -122,19 +122,6 @@ def data_name(source, data_dir: str = ".", config: str | None = None) -> str:
 
 
 def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("file_name"):
-        OmegaConf.register_new_resolver("file_name", file_name)
-    if not OmegaConf.has_resolver("abs_path"):
-        OmegaConf.register_new_resolver("abs_path", abs_path)
-    if not OmegaConf.has_resolver("data_name"):
-        OmegaConf.register_new_resolver("data_name", data_name)
-    if not OmegaConf.has_resolver("package_dir"):
-        OmegaConf.register_new_resolver("package_dir", package_dir)
-    if not OmegaConf.has_resolver("project_root"):
-        OmegaConf.register_new_resolver("project_root", project_root)
-    if not OmegaConf.has_resolver("ensure_dir"):
-        OmegaConf.register_new_resolver("ensure_dir", ensure_dir)
-    if not OmegaConf.has_resolver("unique_suffix"):
-        OmegaConf.register_new_resolver("unique_suffix", unique_suffix)
-    if not OmegaConf.has_resolver("gguf_dir"):
-        OmegaConf.register_new_resolver("gguf_dir", gguf_dir)
+    for resolver in (file_name, abs_path, data_name, package_dir, project_root, ensure_dir, unique_suffix, gguf_dir):
+        if not OmegaConf.has_resolver(resolver.__name__):
+            OmegaConf.register_new_resolver(resolver.__name__, resolver)
