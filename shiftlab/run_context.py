@@ -51,7 +51,7 @@ class RunContext:
         framing = Framing.for_backbone(spec.kind, tokenizer)
         tasks = resolve_tasks(cfg.task.tasks, corpus)
         for task in tasks:  # every task's data and settings, before any training
-            family_for(corpus, task).check(corpus, task, mode=cfg.finetune.name, trainer_cfg=cfg.trainer)
+            family_for(corpus, task, spec.kind).check(corpus, task, mode=cfg.finetune.name, trainer_cfg=cfg.trainer)
         check_hub_settings(cfg.get("export"), list(tasks))
         return cls(cfg, RunLayout(run_dir), corpus, spec, tokenizer, framing, tasks)
 

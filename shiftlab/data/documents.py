@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .readers import iter_text, load_hf_split, split_words, text_byte_ranges
+from .readers import iter_text, load_hf_split, split_chars, split_punct, split_words, text_byte_ranges
 
 Document = list[list[str]]  # sentences of words
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".ndjson")
@@ -54,8 +54,25 @@ def split_sentences(words: Sequence[str]) -> Document:
     return sentences
 
 
-def text_to_document(text: str, sentences: bool) -> Document:
-    words = split_words(text)
+#: How a document's text becomes words (``data.corpus.segment``): whitespace, words with
+#: punctuation split off, characters, or jieba's Chinese word segmentation (``pip install jieba``).
+SEGMENTERS = ("words", "punct", "chars", "jieba")
+
+
+def segmenter(name: str):
+    """The function that splits a text into words for ``data.corpus.segment=name``."""
+    if name == "jieba":
+        from .segmentation import split_jieba  # jieba is imported only when asked for
+
+        return split_jieba
+    named = {"words": split_words, "punct": split_punct, "chars": split_chars}
+    if name not in named:
+        raise ValueError(f"data.corpus.segment must be one of {', '.join(SEGMENTERS)}, got {name!r}")
+    return named[name]
+
+
+def text_to_document(text: str, sentences: bool, segment: str = "words") -> Document:
+    words = segmenter(segment)(text)
     return split_sentences(words) if sentences else [words]
 
 
@@ -165,7 +182,7 @@ class TextFileDocuments(DocumentSource):
 
     def __init__(self, files, *, split: str | None = "train", val_fraction: float = 0.0, field: str = "text",
                  min_chars: int = 1, split_sentences: bool = False, role: str = "files",
-                 chunk_bytes: int = CHUNK_BYTES):
+                 chunk_bytes: int = CHUNK_BYTES, segment: str = "words"):
         self.files = resolve_text_files(files, role)
         self.split = split
         if split is None and not 0.0 < float(val_fraction) < 1.0:
@@ -174,6 +191,8 @@ class TextFileDocuments(DocumentSource):
         self.splits = (split,) if split is not None else ("train", "val")
         self.field, self.min_chars, self.sentences = field, int(min_chars), bool(split_sentences)
         self.chunk_bytes = int(chunk_bytes)
+        segmenter(segment)  # an unknown name fails here, before any reading
+        self.segment = str(segment)
 
     def chunks(self) -> list[tuple[str, tuple[int, int] | None]]:
         out = []
@@ -186,7 +205,7 @@ class TextFileDocuments(DocumentSource):
         path, byte_range = piece
         for text in iter_text(path, field=self.field, min_chars=self.min_chars, byte_range=byte_range):
             split = self.split or ("val" if _held_out(text, self.val_fraction) else "train")
-            yield split, text_to_document(text, self.sentences)
+            yield split, text_to_document(text, self.sentences, self.segment)
 
     def fingerprint(self) -> dict:
         files = []
@@ -195,7 +214,7 @@ class TextFileDocuments(DocumentSource):
             files.append([str(path), stat.st_size, stat.st_mtime_ns])
         return {"kind": "files", "files": files, "split": self.split, "val_fraction": self.val_fraction,
                 "field": self.field, "min_chars": self.min_chars, "split_sentences": self.sentences,
-                "chunk_bytes": self.chunk_bytes}
+                "chunk_bytes": self.chunk_bytes, **_segment_key(self.segment)}
 
     def describe(self) -> str:
         size = sum(p.stat().st_size for p in self.files)
@@ -209,7 +228,9 @@ class DatasetDocuments(DocumentSource):
 
     def __init__(self, name_or_path: str, *, split: str = "train", config: str | None = None, text_field: str = "text",
                  as_split: str | None = "train", val_fraction: float = 0.0, split_sentences: bool = False,
-                 load_kwargs: dict | None = None):
+                 load_kwargs: dict | None = None, segment: str = "words"):
+        segmenter(segment)
+        self.segment = str(segment)
         self.name_or_path, self.hf_split, self.config = str(name_or_path), split, config
         self.text_field, self.sentences = text_field, bool(split_sentences)
         self.split = as_split
@@ -244,7 +265,7 @@ class DatasetDocuments(DocumentSource):
                 text = value.strip()
                 if not text:
                     continue
-                document = text_to_document(text, self.sentences)
+                document = text_to_document(text, self.sentences, self.segment)
             elif isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
                 text = " ".join(value)
                 if not value:
@@ -260,6 +281,7 @@ class DatasetDocuments(DocumentSource):
         return {"kind": "datasets", "source": self.name_or_path, "config": self.config, "split": self.hf_split,
                 "fingerprint": getattr(self.dataset, "_fingerprint", None), "rows": len(self.dataset),
                 "text_field": self.text_field, "as_split": self.split, "val_fraction": self.val_fraction,
+                **_segment_key(self.segment),
                 "split_sentences": self.sentences}
 
     def describe(self) -> str:
@@ -275,3 +297,17 @@ def load_text_dataset(name_or_path: str, *, split: str, config: str | None = Non
         raise ValueError(f"{name_or_path} (split {split!r}): no field {text_field!r}; fields: "
                          f"{', '.join(data.column_names)} (set data.corpus.text_field)")
     return data
+
+
+def _segment_key(segment: str) -> dict:
+    """The segmentation's part of a corpus cache key: nothing for the default (so caches built
+    before ``segment`` existed stay valid), the name otherwise, with jieba's dictionary."""
+    if segment == "words":
+        return {}
+    if segment == "jieba":  # jieba's default dictionary and HMM setting, as shiftlab.data.segmentation uses them
+        from importlib.metadata import version
+
+        from .segmentation import HMM
+
+        return {"segment": segment, "jieba": version("jieba"), "hmm": HMM}
+    return {"segment": segment}

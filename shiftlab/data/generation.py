@@ -112,13 +112,20 @@ class GenerationDataModule(_TrainValTestDataModule):
         ids = [i for i in ids if i not in special]
         if _is_word_level(self.tokenizer):
             return self.detokenize(self.tokenizer.convert_ids_to_tokens(ids))
-        return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True).strip()
+        # WordPiece leaves " ." to clean up; byte-level BPE (BART, SmolLM2) keeps its spaces exactly
+        return self.tokenizer.decode(ids, skip_special_tokens=True,
+                                     clean_up_tokenization_spaces=_model_of(self.tokenizer) == "WordPiece").strip()
 
     def target_lang(self) -> str | None:
         return self.corpus.target_lang
 
 
+def _model_of(tokenizer) -> str | None:
+    """The fast tokenizer's model type (``WordLevel``, ``WordPiece``, ``BPE``, ``Unigram``)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return None if backend is None else type(backend.model).__name__
+
+
 def _is_word_level(tokenizer) -> bool:
     """shiftlab's own word/char vocabularies: each token is a whole word (or character)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and type(backend.model).__name__ == "WordLevel"
+    return _model_of(tokenizer) == "WordLevel"

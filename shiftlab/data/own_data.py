@@ -113,7 +113,8 @@ def _check_columns(path: Path, key: str, delimiter: str, text_column, label_colu
 def parallel_corpus(train_file, validation_file=None, test_file=None, *, data_dir=".", source_column: int = 0,
                     target_column: int = 1, delimiter="tab", tokenize="punct", target_tokenize=None,
                     target_lang: str | None = None, task: str = "translation",
-                    holdout_fraction: float = 0.05) -> ParallelCorpus:
+                    holdout_fraction: float = 0.05, train_limit: int | None = None,
+                    eval_limit: int | None = None) -> ParallelCorpus:
     """``data=parallel``: sentence pairs for translation. Each ``*_file`` is a tab-separated file of
     pairs (``source<TAB>target``, more columns ignored) or a ``[source, target]`` pair of
     line-aligned files."""
@@ -135,7 +136,7 @@ def parallel_corpus(train_file, validation_file=None, test_file=None, *, data_di
         specs.append((data_file(pair[0], f"{key}[0]", data_dir), data_file(pair[1], f"{key}[1]", data_dir)))
     corpus = ParallelCorpus(*specs, source_column=source_column, target_column=target_column, delimiter=sep,
                             holdout_fraction=holdout_fraction, tokenize=tokenize, target_tokenize=target_tokenize,
-                            target_lang=target_lang)
+                            target_lang=target_lang, train_limit=train_limit, eval_limit=eval_limit)
     corpus.task = str(task)
     return corpus
 

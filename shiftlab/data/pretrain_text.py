@@ -21,13 +21,15 @@ class PretrainTextCorpus(CorpusBase):
 
     Validation: ``val_files`` / ``val_split``, or ``val_fraction`` of the documents held out by a
     hash of their text. ``split_sentences``: cut documents into sentences (for ``unit=sentence``
-    policies; otherwise a document is one sentence).
+    policies; otherwise a document is one sentence). ``segment``: how a text becomes words
+    (``words``: whitespace; ``punct``; ``chars``; ``jieba`` for unsegmented Chinese, so that
+    ``unit=word`` moves whole Chinese words).
     """
 
     def __init__(self, files=None, *, val_files=None, dataset: str | None = None, dataset_config: str | None = None,
                  dataset_split: str = "train", val_split: str | None = None, text_field: str = "text",
                  field: str = "text", min_chars: int = 1, val_fraction: float = 0.001, split_sentences: bool = False,
-                 load_kwargs: dict | None = None):
+                 load_kwargs: dict | None = None, segment: str = "words"):
         if (files is None) == (dataset is None):
             raise ValueError("data.corpus: give either files (paths, globs or directories of .txt/.jsonl) or "
                              "dataset (a datasets source), not both and not neither")
@@ -37,7 +39,7 @@ class PretrainTextCorpus(CorpusBase):
             raise ValueError("data.corpus.val_files goes with files; for a dataset use val_split")
         self._sources: list[DocumentSource]
         if files is not None:
-            common = dict(field=field, min_chars=min_chars, split_sentences=split_sentences)
+            common = dict(field=field, min_chars=min_chars, split_sentences=split_sentences, segment=segment)
             if val_files is None:
                 self._sources = [TextFileDocuments(files, split=None, val_fraction=val_fraction, **common)]
             else:
@@ -45,7 +47,7 @@ class PretrainTextCorpus(CorpusBase):
                                  TextFileDocuments(val_files, split="val", role="val_files", **common)]
         else:
             common = dict(config=dataset_config, text_field=text_field, split_sentences=split_sentences,
-                          load_kwargs=load_kwargs)
+                          load_kwargs=load_kwargs, segment=segment)
             if val_split is None:
                 self._sources = [DatasetDocuments(dataset, split=dataset_split, as_split=None, val_fraction=val_fraction,
                                                   **common)]

@@ -373,7 +373,10 @@ class ParallelCorpus(_FileCorpus):
     not given (``val`` / ``test`` = None) is held out of ``train``: each pair goes by a CRC32
     hash of its source sentence, so the split is deterministic, spread over the whole file
     (Tatoeba is sorted by length) and all translations of one sentence land in the same split.
-    ``holdout_fraction`` is the share of each held-out split.
+    ``holdout_fraction`` is the share of each held-out split. ``train_limit`` / ``eval_limit``
+    keep N evenly spaced pairs of the training / each evaluation split (a quick or CPU-sized
+    run; evenly spaced rather than the first N, which in a file sorted by length would be the
+    shortest).
 
     ``pairs(split)`` gives ``[(source words, target words), ...]``; ``texts(split)`` the source
     side (for pretraining); ``labelled('translation', split)`` sources as words and targets as
@@ -388,9 +391,13 @@ class ParallelCorpus(_FileCorpus):
 
     def __init__(self, train, val=None, test=None, *, source_column: int = 0, target_column: int = 1,
                  delimiter: str = "\t", holdout_fraction: float = 0.05, tokenize="words", target_tokenize=None,
-                 target_lang: str | None = None):
+                 target_lang: str | None = None, train_limit: int | None = None, eval_limit: int | None = None):
         super().__init__()
         self.target_lang = target_lang  # for the BLEU tokenisation (sacreBLEU's zh for Chinese)
+        self.train_limit = self._check_train_limit(train_limit)
+        if eval_limit is not None and int(eval_limit) < 1:
+            raise ValueError(f"data.corpus.eval_limit must be a positive number of pairs or null, got {eval_limit}")
+        self.eval_limit = None if eval_limit is None else int(eval_limit)
         self.sources = {"train": self._source(train, "train")}
         for split, spec in (("val", val), ("test", test)):
             if spec is not None:
@@ -436,7 +443,8 @@ class ParallelCorpus(_FileCorpus):
                 for k, split in enumerate(self.held_out, 1):
                     out[split] = self._nonempty(buckets[k], self.sources["train"][0], f"{split} (held out of train)")
                 self._nonempty(out["train"], self.sources["train"][0], "train (after holding out)")
-            return out
+            return {split: _spread(pairs, self.train_limit if split == "train" else self.eval_limit)
+                    for split, pairs in out.items()}
         return self._cached("raw", load)
 
     def _pairs(self, split: str) -> list[tuple[list[str], list[str]]]:
@@ -485,3 +493,10 @@ class ParallelCorpus(_FileCorpus):
             raise ValueError(f"unknown side {side!r}; expected source, target or both")
         return list(self._cached(f"vocabulary:{side}", lambda: _sorted_words(
             pair[i] for split in SPLITS for pair in self._pairs(split) for i in sides[side])))
+
+
+def _spread(items: list, limit: int | None) -> list:
+    """``limit`` items evenly spaced over ``items`` (all of them when ``limit`` is None or larger)."""
+    if limit is None or limit >= len(items):
+        return items
+    return [items[i * len(items) // limit] for i in range(limit)]

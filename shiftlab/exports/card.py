@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 import shiftlab
 
-from .standard import StandardExport
+from .standard import GENERATIVE, StandardExport
 
 
 def task_card(*, task: str, cfg, results: dict[str, float], export: StandardExport, location: str,
@@ -126,9 +126,13 @@ def _snippet(export: StandardExport, location: str) -> list[str]:
     if export.peft:
         peft_class = "AutoPeftModel" + target.auto_class[len("AutoModel"):]
         kwargs = "".join(f", {key}={value!r}" for key, value in export.load_kwargs.items())
-        return [f"from peft import {peft_class}", "from transformers import AutoTokenizer",
-                f'model, tokenizer = {peft_class}.from_pretrained("{location}"{kwargs}), '
-                f'AutoTokenizer.from_pretrained("{location}")']
+        lines = [f"from peft import {peft_class}", "from transformers import AutoTokenizer",
+                 f'model, tokenizer = {peft_class}.from_pretrained("{location}"{kwargs}), '
+                 f'AutoTokenizer.from_pretrained("{location}")']
+        if target.task_type in GENERATIVE:  # PEFT loads the base's generation config, not the adapter folder's
+            lines[1] = "from transformers import AutoTokenizer, GenerationConfig"
+            lines.append(f'model.generation_config = GenerationConfig.from_pretrained("{location}")')
+        return lines
     return [f"from transformers import {target.auto_class}, AutoTokenizer",
             f'model = {target.auto_class}.from_pretrained("{location}")',
             f'tokenizer = AutoTokenizer.from_pretrained("{location}")']
@@ -155,12 +159,19 @@ def _notes(export: StandardExport, merged: bool) -> list[str]:
             where = "this machine only"
         else:
             where = "a path relative to the run directory: run the lines from there"
-        notes.append(f"- The adapter's base is `{base.recorded}` ({where}). The base's config has no labels"
-                     + (" and another padding token" if "pad_token_id" in export.load_kwargs else "")
-                     + ", hence the keyword arguments. The head"
-                     + (" and BERT's pooler are" if export.target.pooler is not None else " is")
-                     + " in the adapter (`modules_to_save`): transformers reports them as newly initialised when it "
-                     "loads the base, and the adapter then puts the trained ones in place.")
+        head = ("" if export.target.head is None else
+                " The head" + (" and BERT's pooler are" if export.target.pooler is not None else " is")
+                + " in the adapter (`modules_to_save`): transformers reports them as newly initialised when it "
+                "loads the base, and the adapter then puts the trained ones in place.")
+        differs = [what for what, key in (("labels", "id2label"), ("another padding token", "pad_token_id"))
+                   if key in export.load_kwargs]
+        notes.append(f"- The adapter's base is `{base.recorded}` ({where})."
+                     + (f" The base's config has no {' and '.join(differs)}, hence the keyword arguments." if differs else "")
+                     + head)
+    if export.target.task_type in GENERATIVE:
+        notes.append('- `model.generate(**tokenizer(text, return_tensors="pt"))` decodes as shiftlab\'s test pass did '
+                     "(generation_config.json)" + (": the tokenizer frames the text as the prompts were framed in "
+                                                   "training, and the model continues it" if export.target.task_type == "CAUSAL_LM" else "") + ".")
     if export.target.pooler is not None and not export.peft:
         notes.append("- The classifier reads BERT's pooler (dense + tanh on [CLS]), as BertForSequenceClassification does.")
     if export.max_diff is not None:

@@ -37,6 +37,7 @@ from .targets import NotStandard, StandardTarget
 log = logging.getLogger("shiftlab")
 
 HEAD_NAMES = ("classifier", "score", "qa_outputs")  # what transformers' task classes call their last Linear
+GENERATIVE = ("SEQ_2_SEQ_LM", "CAUSAL_LM")  # task types whose export carries generation_config.json
 ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 
 
@@ -86,7 +87,7 @@ def write_standard(module, target: StandardTarget | NotStandard, directory: Path
     else:
         _write_model(backbone.model, target, directory, overrides)
     export_tokenizer.save_pretrained(str(directory))
-    if target.task_type == "SEQ_2_SEQ_LM":
+    if target.task_type in GENERATIVE:
         module.generation_config().save_pretrained(str(directory))
     result = StandardExport(directory, target, peft, base if peft else None, overrides if peft else {})
     loaded = load_standard(result)
@@ -114,7 +115,7 @@ def write_merged(module, target: StandardTarget, directory: Path, *, tokenizer, 
     merged = merge_lora(module.backbone).model
     _write_model(merged, target, directory, _config_overrides(target, export_tokenizer, module.backbone.kind))
     export_tokenizer.save_pretrained(str(directory))
-    if target.task_type == "SEQ_2_SEQ_LM":
+    if target.task_type in GENERATIVE:
         module.generation_config().save_pretrained(str(directory))
     return directory
 
@@ -156,6 +157,9 @@ def compare(module, loaded: nn.Module, probe: dict[str, torch.Tensor], target: S
             keep = labels != IGNORE_INDEX
             return _relative(ours[keep], theirs[keep])
         ours = module(ids.to(device), mask.to(device))
+        if target.task_type == "CAUSAL_LM":  # the vocabulary logits at every real position
+            theirs = loaded(input_ids=export_ids, attention_mask=mask).logits.float()
+            return _relative(ours.float().cpu()[mask.bool()], theirs[mask.bool()])
         out = loaded(input_ids=export_ids, attention_mask=mask)
         keep = mask.bool()
         if target.task_type == "QUESTION_ANS":

@@ -9,7 +9,8 @@ predictions shiftlab measured, never a plausible-looking but different model:
                              non-padding token -> ``score`` without bias (``pooling=last``)
     token classification     dropout -> ``classifier`` / ``score`` on every token's state
     question answering       ``qa_outputs`` = Linear(hidden, 2) on every token's state
-    generation               an encoder-decoder with its vocabulary head is the Seq2SeqLM class
+    generation               an encoder-decoder with its vocabulary head is the Seq2SeqLM class,
+                             a decoder with its vocabulary head the CausalLM class
 
 Everything else (``pooling=first`` or ``mean``, a task read from an encoder-decoder's encoder,
 ``finetune=prefix`` or ``adapter``, a model type not listed) is :class:`NotStandard`, with the reason; the
@@ -39,7 +40,7 @@ class StandardTarget:
     """A transformers class that computes what the module does.
 
     auto_class:   the transformers Auto class (``AutoModelForSequenceClassification``...)
-    task_type:    PEFT's task type (``SEQ_CLS``, ``TOKEN_CLS``, ``QUESTION_ANS``, ``SEQ_2_SEQ_LM``)
+    task_type:    PEFT's task type (``SEQ_CLS``, ``TOKEN_CLS``, ``QUESTION_ANS``, ``SEQ_2_SEQ_LM``, ``CAUSAL_LM``)
     pipeline_tag: the Hub's task tag (``text-classification``...), also the transformers pipeline
                   where one exists
     head:         the module's last Linear, which becomes the class's ``classifier`` / ``score`` /
@@ -118,3 +119,11 @@ def seq2seq(module) -> StandardTarget | NotStandard:
     if getattr(module.backbone, "finetune_mode", None) == "adapter":
         return NotStandard(_ADAPTER_REASON)
     return StandardTarget("AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM", "text2text-generation")
+
+
+def causal_lm(module) -> StandardTarget | NotStandard:
+    if getattr(module.backbone, "finetune_mode", None) == "prefix":
+        return NotStandard("finetune=prefix trains shiftlab's own key/value prefix, which no transformers class runs")
+    if getattr(module.backbone, "finetune_mode", None) == "adapter":
+        return NotStandard(_ADAPTER_REASON)
+    return StandardTarget("AutoModelForCausalLM", "CAUSAL_LM", "text-generation")

@@ -4,7 +4,8 @@ The pipeline's fine-tuning stage and ``shiftlab-eval`` are the same for every ta
 — the data module, the LightningModule, how a fine-tuning mode applies, the reports and the
 baselines, the export and how a run's export is loaded back for re-evaluation — is a method of
 the task's family. A corpus says which family each of its tasks belongs to
-(``corpus.tasks()``), and :func:`family_for` finds it in the registry. A new family is one
+(``corpus.tasks()``), and :func:`family_for` finds it in the registry (a family may hand a
+backbone kind to another: generation on a decoder-only backbone). A new family is one
 module under ``shiftlab/families`` registered with :func:`register`; nothing else changes.
 """
 
@@ -45,6 +46,12 @@ class TaskFamily:
     data_params: ClassVar[tuple[str, ...]] = ()
     keeps_lm_head: ClassVar[bool] = False  # the backbone keeps its vocabulary head (generation decodes with it)
     compiles: ClassVar[bool] = True  # trainer.compile applies (a family that decodes step by step stays eager)
+
+    def for_backbone(self, kind: str | None) -> "TaskFamily":
+        """The family that runs this kind of task on a ``kind`` backbone (``encoder``, ``decoder``,
+        ``encoder_decoder``): itself, unless a backbone kind needs a family of its own (generation
+        on a decoder-only backbone is the ``causal_generation`` family)."""
+        return self
 
     # Checks, before anything is built.
     def check(self, corpus, task: str, *, mode: str, trainer_cfg) -> None:
@@ -117,8 +124,9 @@ def families() -> dict[str, TaskFamily]:
     return dict(_REGISTRY)
 
 
-def family_for(corpus, task: str) -> TaskFamily:
-    """The family of ``task`` in ``corpus`` (as its ``tasks()`` declares it)."""
+def family_for(corpus, task: str, backbone_kind: str | None = None) -> TaskFamily:
+    """The family of ``task`` in ``corpus`` (as its ``tasks()`` declares it), on a
+    ``backbone_kind`` backbone (:meth:`TaskFamily.for_backbone`)."""
     declared = corpus.tasks()
     if task not in declared:
         raise ValueError(f"unknown task {task!r}; this corpus has: {', '.join(declared) or 'no tasks'}")
@@ -126,4 +134,4 @@ def family_for(corpus, task: str) -> TaskFamily:
     if name not in _REGISTRY:
         raise ValueError(f"task {task!r} is of family {name!r}, which shiftlab has no module for; families: "
                          f"{', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    return _REGISTRY[name].for_backbone(backbone_kind)

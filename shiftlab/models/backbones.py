@@ -74,8 +74,10 @@ class Backbone(nn.Module):
 
     @property
     def base(self) -> nn.Module:
-        """The encoder/decoder stack without any head."""
-        return getattr(self.model, "base_model", self.model)
+        """The encoder/decoder stack without any head (under a PEFT wrapper: the wrapped model's
+        stack, with the adapters injected; a causal LM's decoder without its vocabulary head)."""
+        model = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return getattr(model, "base_model", model)
 
     @property
     def pooler(self) -> nn.Module | None:

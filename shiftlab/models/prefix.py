@@ -176,13 +176,20 @@ class KVPrefix(nn.Module):
         self.key_values.copy_(stacked.to(self.key_values.dtype))
 
 
+def prefix_cache(key_values: torch.Tensor, batch: int) -> DynamicCache:
+    """A key/value cache holding the prefix (``(layers, 2, heads, P, head_dim)``) for ``batch`` rows."""
+    layers, _, heads, p, head_dim = key_values.shape
+    expanded = key_values.unsqueeze(2).expand(layers, 2, batch, heads, p, head_dim)
+    return DynamicCache(ddp_cache_data=[(expanded[i, 0], expanded[i, 1]) for i in range(layers)])
+
+
 def prefixed_hidden(stack: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                     key_values: torch.Tensor, prefix_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Hidden states of ``stack`` with ``key_values`` (``(layers, 2, heads, P, head_dim)``) in
     front of every self-attention layer's keys and values. ``prefix_mask`` (``(batch, P)``,
     default all ones) says which prefix slots the tokens may attend to."""
     batch, length = input_ids.shape
-    layers, _, heads, p, head_dim = key_values.shape
+    layers, p = key_values.shape[0], key_values.shape[3]
     if stack.training and torch.is_grad_enabled() and any(getattr(m, "gradient_checkpointing", False) for m in stack.modules()):
         raise RuntimeError(
             "finetune=prefix hands the prefix to the attention layers as a key/value cache, and transformers drops "
@@ -195,8 +202,7 @@ def prefixed_hidden(stack: nn.Module, input_ids: torch.Tensor, attention_mask: t
     device_type = input_ids.device.type
     if torch.is_autocast_enabled(device_type):  # match the dtype the projections produce under autocast
         key_values = key_values.to(torch.get_autocast_dtype(device_type))
-    expanded = key_values.unsqueeze(2).expand(layers, 2, batch, heads, p, head_dim)
-    cache = DynamicCache(ddp_cache_data=[(expanded[i, 0], expanded[i, 1]) for i in range(layers)])
+    cache = prefix_cache(key_values, batch)
     mask = torch.cat([prefix_mask.to(attention_mask.dtype), attention_mask], dim=1)
     hidden = run_with_cache(stack, input_ids, mask, cache)
     grown = [layer.keys.shape[-2] for layer in cache.layers]

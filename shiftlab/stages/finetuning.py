@@ -34,7 +34,7 @@ def finetune(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, backbon
     """Fine-tune ``backbone_source`` on ``task`` and test it; returns the stage's metrics."""
     stage = cfg.finetune
     seed_stage(cfg)
-    family = family_for(corpus, task)
+    family = family_for(corpus, task, backbone_source.kind)
     mode = cfg.finetune.name  # family.check(...) ran in RunContext.build, before any stage
     data_params, module_params = family.split_params(task_cfg)
     data = family.data_module(corpus, task, tokenizer, framing, loader_settings(cfg, num_workers=cfg.data.num_workers),
@@ -80,7 +80,7 @@ def reevaluate(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, base:
                split: str) -> dict[str, float]:
     """A finished task's export, loaded back and evaluated on ``split``, with its reports under
     ``<task>/eval_<split>/``; the data module is built exactly as fine-tuning built it."""
-    family: TaskFamily = family_for(corpus, task)
+    family: TaskFamily = family_for(corpus, task, base.kind)
     data_params, module_params = family.split_params(task_cfg)
     data = family.data_module(corpus, task, tokenizer, framing, loader_settings(cfg, num_workers=0), data_params)
     module = family.restore(base, layout.adapter(task), tokenizer, data, module_params)

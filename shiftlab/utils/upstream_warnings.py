@@ -27,6 +27,9 @@ KNOWN: tuple[tuple[str, str], ...] = (
      "PEFT matches rank_pattern keys against module names, but AdaLoRA's keys name its lora_E parameters "
      "(<module>.lora_E): a false alarm on every AdaLoRA reload; the ranks are applied (the export check "
      "compares the reloaded model's outputs)"),
+    (r"`is_gradient_checkpointing` is deprecated",
+     "PEFT reads transformers' deprecated attribute whenever it wraps a model (LoRA on SmolLM2, say); nothing a "
+     "user can change"),
 )
 
 

@@ -242,3 +242,23 @@ def test_chinese_sentiment_config_reads_the_shared_files():
     val = corpus.labelled("sentiment", "val")
     assert all(len(ch) == 1 for ch in val.words[0])
     assert [len("".join(w)) for w in corpus.texts("val")] == [len(w) for w in val.words]
+
+
+def test_pretraining_text_files_segment_chinese_with_jieba(tmp_path):
+    """data=text data.corpus.segment=jieba: unsegmented Chinese lines become jieba words (so
+    unit=word moves whole words), and the segmentation is part of the corpus cache key."""
+    from shiftlab.data import PretrainTextCorpus
+    from shiftlab.data.documents import TextFileDocuments
+
+    lines = ["总体感觉还是可以的，交通极为便利。", "我们是学生。", "人民日报的记者在北京采访。"]
+    path = tmp_path / "zh.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = TextFileDocuments(path, split="train", segment="jieba")
+    documents = [document for _, document in source.documents(source.chunks()[0])]
+    assert documents == [[split_jieba(line)] for line in lines]
+    plain = TextFileDocuments(path, split="train")
+    assert [d for _, d in plain.documents(plain.chunks()[0])] == [[[line]] for line in lines]  # no spaces: one "word"
+    assert source.fingerprint() != plain.fingerprint() and source.fingerprint()["segment"] == "jieba"
+    assert PretrainTextCorpus(path, segment="jieba").pretraining_sources()[0].segment == "jieba"
+    with pytest.raises(ValueError, match="data.corpus.segment must be one of words, punct, chars, jieba"):
+        TextFileDocuments(path, segment="jeiba")

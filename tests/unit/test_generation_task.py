@@ -175,14 +175,29 @@ def test_prefix_generation_reads_the_encoder_prefix(toy_file):
     assert not torch.equal(module.generate_ids(batch["input_ids"], batch["attention_mask"], {"strategy": "greedy"}), before)
 
 
+def test_seq2seq_sampling_is_reproducible_from_its_seed(toy_file):
+    _, tokenizer, data = toy_setup(toy_file)
+    torch.manual_seed(0)
+    module = module_for(tiny_bart(tokenizer, init_std=0.5), tokenizer, data).eval()
+    batch = next(iter(data.test_dataloader()))
+
+    def sample(seed):
+        return module.generate_ids(batch["input_ids"], batch["attention_mask"],
+                                   {"strategy": "sample", "seed": seed, "max_new_tokens": 8})
+
+    state = torch.random.get_rng_state()
+    assert torch.equal(sample(1), sample(1)) and not torch.equal(sample(1), sample(2))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is left as it was
+
+
 def test_frozen_mode_and_bad_decoding_are_refused_with_the_key(toy_file):
     _, tokenizer, data = toy_setup(toy_file)
     with pytest.raises(ValueError, match="finetune=frozen.*generation task has none"):
         families()["generation"].check(data.corpus, "translation", mode="frozen", trainer_cfg={})
-    with pytest.raises(ValueError, match="decoding.strategy must be one of greedy, beam"):
-        module_for(tiny_bart(tokenizer), tokenizer, data, decoding={"strategy": "sample"})
-    with pytest.raises(ValueError, match="val_decoding: unknown key.*temperature"):
-        module_for(tiny_bart(tokenizer), tokenizer, data, val_decoding={"temperature": 0.7})
+    with pytest.raises(ValueError, match="decoding.strategy must be one of greedy, beam, sample"):
+        module_for(tiny_bart(tokenizer), tokenizer, data, decoding={"strategy": "nucleus"})
+    with pytest.raises(ValueError, match="val_decoding: unknown key.*beams"):
+        module_for(tiny_bart(tokenizer), tokenizer, data, val_decoding={"beams": 2})
     encoder = build_backbone(BackboneSpec(name="tiny_bert", kind="encoder", model_type="bert",
                                           config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                                                   "intermediate_size": 64}), tokenizer, with_lm_head=True)
