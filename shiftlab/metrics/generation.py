@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -474,6 +475,8 @@ def generation_report(
         signatures["chrf"] = str(chrf.get_signature())
     if "rouge" in names:
         rouge_scorer = _import("rouge_score.rouge_scorer", "rouge-score")
+        # rouge-score logs "Using default tokenizer." through absl at INFO on every scorer it builds
+        logging.getLogger("absl").setLevel(logging.WARNING)
         versions["rouge-score"] = _package_version("rouge-score")
         rouge_tok = _rouge_mode(target_lang, tokenize)
         if rouge_tok == ROUGE_DEFAULT_STEMMED:

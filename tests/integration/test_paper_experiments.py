@@ -48,6 +48,20 @@ NARROWED = {
             ("mask", "mlm"), ("identity", "none"), ("ngram_permute", "pointer"), ("shuffle_replace", "detect")},
     ),
 }
+NARROWED.update({
+    # chinese_pert: no pretraining and PERT, on both Chinese tasks (every row composes in
+    # test_configs; the word unit on Chinese is property-tested in tests/unit/test_chinese.py)
+    "chinese_pert": (
+        [("'experiment/chinese_pert/rows=glob(*)'", "experiment/chinese_pert/rows=none,pert_word")],
+        lambda row: row["shift.name"] in {"identity", "ngram_permute"},
+    ),
+    # headline: tiny BART without and tiny GPT-2 with shift pretraining (both backbones, both kinds
+    # of row; the other two differ only in the objective)
+    "headline": (
+        [("'experiment/headline/rows=glob(*)'", "experiment/headline/rows=bart_none,gpt2_shift")],
+        lambda row: (row["backbone.name"], row["objective.name"]) in {("tiny_bart", "none"), ("tiny_gpt2", "deshuffle")},
+    ),
+})
 # The shift-pretrained rows each narrowed sweep runs (each pretrains once, shared by its modes).
 SHIFT_ROWS = {"peft_modes": 2}
 
@@ -80,7 +94,8 @@ def structure(markdown: str) -> tuple[list[str], list[list[str]], list[str]]:
 
 def test_every_experiment_folder_has_its_readme_commands_and_results():
     names = {path.name for path in EXPERIMENTS}
-    assert {"order_objectives", "shuffle_locality", "ner_report", "peft_modes", "translation"} <= names
+    assert {"order_objectives", "shuffle_locality", "ner_report", "peft_modes", "translation", "chinese_pert",
+            "headline"} <= names
     for folder in EXPERIMENTS:
         readme = (folder / "README.md").read_text(encoding="utf-8")
         command_after(readme, "<!-- sweep -->"), command_after(readme, "<!-- table -->")
