@@ -45,10 +45,19 @@ def test_debug_smoke_caps_every_stage():
     assert cfg.trainer.limit_val_batches == 2 and cfg.trainer.limit_test_batches == 2
 
 
+# Smoke overrides that keep the suite short without losing what the preset is for: SmolLM2 writing
+# headlines is SmolLM2 generating (tatoeba_smollm2, in full here) on the headline task (which the
+# tiny decoder runs here and in tests/unit/test_causal_generation.py); each SmolLM2 generation
+# smoke costs about a minute on 2 cores.
+SMOKE_OVERRIDES = {"bbc_headline_smollm2": ["backbone=tiny_gpt2"],
+                   "tatoeba_smollm2": ["task.tasks.translation.decoding.max_new_tokens=16",
+                                       "task.tasks.translation.val_decoding.max_new_tokens=16"]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_under_debug_smoke(name, tmp_path):
-    cfg = compose_experiment(name)
+    cfg = compose_experiment(name, *SMOKE_OVERRIDES.get(name, []))
     reason = needs(cfg)
     if reason:
         pytest.skip(reason)
