@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 from shiftlab.utils.labels import IGNORE_INDEX
 
 from .collate import pad_stack
-from .generation import SPLITS, GenerationDataModule
-from .tokenization import Framing, encode_words
+from .generation import GenerationDataModule
+from .tokenization import Framing
 
 
 class PromptTargetDataset(Dataset):
@@ -74,12 +74,5 @@ class CausalGenerationDataModule(GenerationDataModule):
                              "tokenizer has none (eos_token)")
         self.collator = PromptTargetCollator(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
 
-    def setup(self, stage: str | None = None) -> None:
-        target_framing = Framing(prefix=(), suffix=(self.eos_id,))
-        for split in SPLITS:
-            if split in self.datasets:
-                continue
-            pairs = self.corpus.pairs(split)
-            prompts = encode_words(self.tokenizer, [s for s, _ in pairs], self.framing, self.max_length)
-            targets = encode_words(self.tokenizer, [t for _, t in pairs], target_framing, self.max_target_length)
-            self.datasets[split] = PromptTargetDataset(list(prompts.input_ids), list(targets.input_ids))
+    def _dataset(self, sources, targets):
+        return PromptTargetDataset(list(sources.input_ids), list(targets.input_ids))

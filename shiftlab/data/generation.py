@@ -86,7 +86,11 @@ class GenerationDataModule(_TrainValTestDataModule):
             pairs = self.corpus.pairs(split)
             sources = encode_words(self.tokenizer, [s for s, _ in pairs], self.framing, self.max_length)
             targets = encode_words(self.tokenizer, [t for _, t in pairs], target_framing, self.max_target_length)
-            self.datasets[split] = EncodedDataset(sources, token_labels=targets.input_ids)
+            self.datasets[split] = self._dataset(sources, targets)
+
+    def _dataset(self, sources, targets):
+        """A split's dataset from its encoded sources and targets: the targets become the labels."""
+        return EncodedDataset(sources, token_labels=targets.input_ids)
 
     def sources(self, split: str) -> list[str]:
         """Untokenised source sentences of a split, in dataset order."""

@@ -114,16 +114,18 @@ def question_answering(module) -> StandardTarget | NotStandard:
 
 
 def seq2seq(module) -> StandardTarget | NotStandard:
-    if getattr(module.backbone, "finetune_mode", None) == "prefix":
-        return NotStandard("finetune=prefix trains shiftlab's own encoder prefix, which no transformers class runs")
-    if getattr(module.backbone, "finetune_mode", None) == "adapter":
-        return NotStandard(_ADAPTER_REASON)
-    return StandardTarget("AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM", "text2text-generation")
+    return _generative(module, "AutoModelForSeq2SeqLM", "SEQ_2_SEQ_LM", "text2text-generation", "encoder prefix")
 
 
 def causal_lm(module) -> StandardTarget | NotStandard:
-    if getattr(module.backbone, "finetune_mode", None) == "prefix":
-        return NotStandard("finetune=prefix trains shiftlab's own key/value prefix, which no transformers class runs")
-    if getattr(module.backbone, "finetune_mode", None) == "adapter":
+    return _generative(module, "AutoModelForCausalLM", "CAUSAL_LM", "text-generation", "key/value prefix")
+
+
+def _generative(module, auto_class: str, task_type: str, pipeline_tag: str, prefix: str) -> StandardTarget | NotStandard:
+    """A model with its vocabulary head is the class itself, unless a mode added what it cannot run."""
+    mode = getattr(module.backbone, "finetune_mode", None)
+    if mode == "prefix":
+        return NotStandard(f"finetune=prefix trains shiftlab's own {prefix}, which no transformers class runs")
+    if mode == "adapter":
         return NotStandard(_ADAPTER_REASON)
-    return StandardTarget("AutoModelForCausalLM", "CAUSAL_LM", "text-generation")
+    return StandardTarget(auto_class, task_type, pipeline_tag)
