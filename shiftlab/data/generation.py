@@ -117,8 +117,12 @@ class GenerationDataModule(_TrainValTestDataModule):
         if _is_word_level(self.tokenizer):
             return self.detokenize(self.tokenizer.convert_ids_to_tokens(ids))
         # WordPiece leaves " ." to clean up; byte-level BPE (BART, SmolLM2) keeps its spaces exactly
-        return self.tokenizer.decode(ids, skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=_model_of(self.tokenizer) == "WordPiece").strip()
+        text = self.tokenizer.decode(ids, skip_special_tokens=True,
+                                     clean_up_tokenization_spaces=_model_of(self.tokenizer) == "WordPiece")
+        # Targets were tokenised word by word (a Chinese target: character by character), so a
+        # sub-word tokenizer puts a space before each word; the corpus joins the words its way
+        # (characters with nothing between them).
+        return self.detokenize(text.split())
 
     def target_lang(self) -> str | None:
         return self.corpus.target_lang

@@ -311,3 +311,31 @@ def test_pipeline_shift_pretrains_and_fine_tunes_smollm2(smollm2_dir, tmp_path):
     assert 0 < metrics["pretrain/val/clm_shifted_loss"] < 8.0
     assert 0 <= metrics["sst2/test/acc"] <= 1 and metrics["sst2/trainable_fraction"] < 0.01
     assert (tmp_path / "run" / "pretrain" / "backbone" / "model.safetensors").exists()
+
+
+@needs_smollm2
+def test_decoder_generation_rows_decode_back_to_the_chinese_references(tmp_path):
+    """experiment=tatoeba_smollm2's rows: each target, tokenised character by character with
+    SmolLM2's byte-level BPE, decodes to its reference exactly (no spaces between characters),
+    and the prompt is framed <|im_start|> ... <|im_end|>."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    import shiftlab.config  # noqa: F401  (the resolvers)
+    from shiftlab.data import Framing
+    from shiftlab.data.causal_generation import CausalGenerationDataModule
+    from shiftlab.data.tokenization import build_tokenizer
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=tatoeba_smollm2", "data.corpus.train_limit=20",
+                                          "data.corpus.eval_limit=12"])
+    corpus = instantiate(cfg.data.corpus)
+    tokenizer = build_tokenizer("auto", corpus, OmegaConf.to_container(cfg.backbone, resolve=True)["name_or_path"])
+    data = CausalGenerationDataModule(corpus, "translation", tokenizer, Framing.for_backbone("decoder", tokenizer),
+                                      seed=0, batch_size=12, max_length=48)
+    data.setup()
+    batch = next(iter(data.test_dataloader()))
+    for labels, prompt, index in zip(batch["labels"], batch["prompt_ids"], batch["index"].tolist()):
+        assert data.decode(labels[labels != -100].tolist()) == data.references("test")[index]
+        tokens = tokenizer.convert_ids_to_tokens(prompt[batch["prompt_mask"][0] >= 0].tolist())
+        assert "<|im_start|>" in tokens and tokens[-1] == "<|im_end|>"
