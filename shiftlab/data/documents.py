@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .readers import iter_text, load_hf_split, split_chars, split_punct, split_words, text_byte_ranges
+from .readers import iter_text, load_hf_split, segmenter, text_byte_ranges
 
 Document = list[list[str]]  # sentences of words
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".ndjson")
@@ -52,23 +52,6 @@ def split_sentences(words: Sequence[str]) -> Document:
     if current:
         sentences.append(current)
     return sentences
-
-
-#: How a document's text becomes words (``data.corpus.segment``): whitespace, words with
-#: punctuation split off, characters, or jieba's Chinese word segmentation (``pip install jieba``).
-SEGMENTERS = ("words", "punct", "chars", "jieba")
-
-
-def segmenter(name: str):
-    """The function that splits a text into words for ``data.corpus.segment=name``."""
-    if name == "jieba":
-        from .segmentation import split_jieba  # jieba is imported only when asked for
-
-        return split_jieba
-    named = {"words": split_words, "punct": split_punct, "chars": split_chars}
-    if name not in named:
-        raise ValueError(f"data.corpus.segment must be one of {', '.join(SEGMENTERS)}, got {name!r}")
-    return named[name]
 
 
 def text_to_document(text: str, sentences: bool, segment: str = "words") -> Document:

@@ -42,7 +42,10 @@ __all__ = [
     "iter_text",
     "read_text",
     "text_byte_ranges",
+    "SEGMENTERS",
+    "segmenter",
     "split_chars",
+    "split_punct",
     "split_words",
 ]
 
@@ -156,6 +159,24 @@ def split_punct(text: str) -> list[str]:
 def split_chars(text: str) -> list[str]:
     """One item per non-space character: for unsegmented scripts (Chinese, Japanese)."""
     return [ch for ch in text if not ch.isspace()]
+
+
+#: How a text becomes words, by name (a corpus's ``tokenize`` / ``segment``): whitespace, words
+#: with punctuation split off, characters, or jieba's Chinese word segmentation.
+SEGMENTERS = ("words", "punct", "chars", "jieba")
+
+
+def segmenter(name: str, key: str = "data.corpus.segment"):
+    """The function that splits a text into words for ``name`` (one of :data:`SEGMENTERS`); ``key``
+    names the setting in the error. jieba is imported only when asked for."""
+    if name == "jieba":
+        from .segmentation import split_jieba
+
+        return split_jieba
+    named = {"words": split_words, "punct": split_punct, "chars": split_chars}
+    if name not in named:
+        raise ValueError(f"{key} must be one of {', '.join(SEGMENTERS)}, got {name!r}")
+    return named[name]
 
 
 def label_set(labels: Iterable[Any]) -> list[str]:

@@ -33,16 +33,15 @@ from typing import Callable, Iterable, Sequence
 
 from .corpus import SPLITS, CorpusBase, LabelledSplit
 from .readers import (
+    SEGMENTERS,
     label_set,
     read_classification,
     read_conll,
     read_parallel,
     read_text,
-    split_chars,
-    split_punct,
+    segmenter,
     split_words,
 )
-from .segmentation import split_jieba
 
 __all__ = ["ClassificationCorpus", "ConllCorpus", "ParallelCorpus", "TextCorpus"]
 
@@ -61,10 +60,9 @@ def _resolve(path, role: str) -> Path:
 def _tokenizer(tokenize) -> Callable[[str], list[str]]:
     if callable(tokenize):
         return tokenize
-    named = {"words": split_words, "punct": split_punct, "chars": split_chars, "jieba": split_jieba}
-    if tokenize not in named:
-        raise ValueError(f"unknown tokenize {tokenize!r}; expected a callable or one of {', '.join(named)}")
-    return named[tokenize]
+    if tokenize not in SEGMENTERS:
+        raise ValueError(f"unknown tokenize {tokenize!r}; expected a callable or one of {', '.join(SEGMENTERS)}")
+    return segmenter(tokenize)
 
 
 def _sorted_words(sentences: Iterable[Sequence[str]]) -> list[str]:
