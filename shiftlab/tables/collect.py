@@ -6,7 +6,8 @@ run alike. :func:`collect_runs` searches every given path recursively for them, 
 inside a run directory for more runs (its ``.hydra/config.yaml`` and stage folders are part of
 it), and skips hidden directories and symbolic links. What a run left decides its status:
 
-* ``metrics.json`` -> ``completed`` (its numbers are used);
+* ``metrics.json`` -> ``completed`` (its numbers are used, with ``probe_metrics.json``'s when
+  ``shiftlab-probe`` left one);
 * ``failure.json`` (or ``run_info.json`` with ``"status": "failed"``) -> ``failed``;
 * neither -> ``incomplete`` (killed, or still running).
 
@@ -212,7 +213,7 @@ def read_run(path: str | Path, label: str | None = None) -> Run:
     if layout.metrics.is_file():
         metrics, run.detail = _read_json_object(layout.metrics)
         if metrics is not None:
-            run.status, run.metrics = COMPLETED, metrics
+            run.status, run.metrics = COMPLETED, {**metrics, **_probe_metrics(layout)}
         return run
 
     if layout.failure.is_file():
@@ -241,6 +242,15 @@ def read_run(path: str | Path, label: str | None = None) -> Run:
         run.detail = "neither metrics.json nor failure.json, and no run_info.json"
     run.detail += info_note
     return run
+
+
+def _probe_metrics(layout: RunLayout) -> dict[str, Any]:
+    """``shiftlab-probe``'s means (``<task>/probe/<condition>/<metric>``), read with the run's
+    metrics; an unreadable file is left out (the run's own metrics still count)."""
+    if not layout.probe_metrics.is_file():
+        return {}
+    probe, _ = _read_json_object(layout.probe_metrics)
+    return probe or {}
 
 
 def _unwrap_wandb_config(raw: dict[str, Any]) -> dict[str, Any]:

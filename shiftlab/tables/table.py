@@ -92,6 +92,7 @@ class Table:
     warnings: list[str] = field(default_factory=list)
     seed_key: str = "seed"
     precision: int = 3
+    over: str = "seeds"  #: what the std is over, for the legend (a probe's table: "draws")
 
     @property
     def runs(self) -> list[Run]:
@@ -218,7 +219,7 @@ def to_markdown(table: Table, precision: int | None = None) -> str:
     out = [render(grid[0]), "| " + " | ".join(rule) + " |", *(render(line) for line in grid[1:])]
 
     best, noise = _legend_parts(table)
-    legend = ("Mean ± sample std over seeds (no std when n = 1); n: completed runs (a cell's own n in "
+    legend = (f"Mean ± sample std over {table.over} (no std when n = 1); n: completed runs (a cell's own n in "
               "parentheses when a metric is missing); ↑/↓: higher/lower is better.")
     if best:
         legend += " **Bold**: best in the column."
@@ -272,7 +273,7 @@ def to_latex(table: Table, precision: int | None = None) -> str:
         out.append(" & ".join([*labels, *_row_counts(row, counts), *cells]) + r" \\")
     out += [r"\bottomrule", r"\end{tabular}"]
     best, noise = _legend_parts(table)
-    legend = r"Mean $\pm$ sample std over seeds; $n$: completed runs; $\uparrow$/$\downarrow$: higher/lower is better."
+    legend = rf"Mean $\pm$ sample std over {table.over}; $n$: completed runs; $\uparrow$/$\downarrow$: higher/lower is better."
     if best:
         legend += r" \textbf{Bold}: best."
     if noise:

@@ -17,6 +17,8 @@
     <run>/<task>/reports/        the task's test reports
     <run>/<task>/eval_<split>/   reports of a re-evaluation (shiftlab-eval)
     <run>/eval_<split>_metrics.json
+    <run>/<task>/probe/          a word-order probe of the task's model (shiftlab-probe)
+    <run>/probe_metrics.json     the probes' means as flat metrics (shiftlab-table reads them with metrics.json)
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class RunLayout:
 
     def eval_metrics(self, split: str) -> Path:
         return self.root / f"eval_{split}_metrics.json"
+
+    @property
+    def probe_metrics(self) -> Path:
+        return self.root / "probe_metrics.json"
 
     # Files of one stage (``pretrain`` or a task name).
     def stage(self, stage: str) -> Path:

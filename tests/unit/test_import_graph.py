@@ -26,7 +26,7 @@ LAYERS = [
     ["shiftlab.trainers", "shiftlab.run_context"],
     ["shiftlab.stages"],
     ["shiftlab.pipeline"],
-    ["shiftlab.train", "shiftlab.evaluate", "shiftlab.rank"],
+    ["shiftlab.train", "shiftlab.evaluate", "shiftlab.rank", "shiftlab.probing"],
 ]
 
 
