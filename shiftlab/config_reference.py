@@ -46,7 +46,8 @@ SCHEMA_SECTIONS = [("", config_schema.RunConfig, "Top-level keys"),
                    ("data", config_schema.DataConfig, "`data`"),
                    ("pretrain", config_schema.PretrainConfig, "`pretrain`"),
                    ("finetune", config_schema.FinetuneConfig, "`finetune`"),
-                   ("export", config_schema.ExportConfig, "`export`")]
+                   ("export", config_schema.ExportConfig, "`export`"),
+                   ("probe", config_schema.ProbeConfig, "`probe`")]
 
 
 # ------------------------------------------------------------------------------------ markdown

@@ -35,7 +35,7 @@ import fnmatch
 import functools
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf, ValueNode, open_dict, read_write
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -48,6 +48,7 @@ FINETUNE_MODES = ("full", "frozen", "lora", "adalora", "prefix", "ia3", "adapter
 SCHEDULES = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
              "inverse_sqrt", "cosine_with_min_lr")
 BATCH_UNITS = ("samples", "sentences")
+PROBE_GRIDS = ("full", "small")  # shiftlab.probing.grid.GRIDS
 
 
 class ConfigError(ValueError):
@@ -158,6 +159,19 @@ class ExportConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """``probe``: after its tasks, a run probes each classification / tagging task's model under
+    word-order permutations, as ``shiftlab-probe`` does (docs/user_guide.md, word-order probes), so a
+    sweep's probes need no second command; the means go to ``<run>/probe_metrics.json``."""
+
+    enabled: bool = False  # probe the run's classification / tagging tasks after their tests
+    grid: str = "small"  # the preset conditions (shiftlab.probing.grid.GRIDS)
+    conditions: List[str] = field(default_factory=list)  # more conditions, policy[:key=value,...][@unit]
+    draws: int = 3  # keyed draws per condition
+    seed: int = 0  # the draws' seed (independent of the training seed)
+
+
+@dataclass
 class RunConfig:
     """The top-level keys of ``conf/train.yaml`` (the config's other top-level keys stay open)."""
 
@@ -175,7 +189,7 @@ class RunConfig:
 
 
 SECTIONS: Dict[str, type] = {"data": DataConfig, "pretrain": PretrainConfig, "finetune": FinetuneConfig,
-                             "export": ExportConfig}
+                             "export": ExportConfig, "probe": ProbeConfig}
 # What a required setting (no default) is, for the message when it is absent.
 REQUIRED = {"data.name": "a string: the data config's name", "data.corpus": "a mapping with a _target_: the corpus"}
 
@@ -224,6 +238,9 @@ RULES: Dict[str, Rule] = {
     "*.optim.weight_decay": NON_NEGATIVE,
     "*.optim.warmup_ratio": FRACTION,
     "*.optim.schedule": one_of(*SCHEDULES),
+    "probe.grid": one_of(*PROBE_GRIDS),
+    "probe.draws": POSITIVE,
+    "probe.seed": SEED,
 }
 
 
@@ -271,6 +288,8 @@ def _describe(annotation: Any) -> str:
         return "a mapping"
     if typing.get_origin(annotation) in (dict, Dict) or annotation is dict:
         return "a mapping"
+    if typing.get_origin(annotation) in (list, List) or annotation is list:
+        return "a list"
     names = {int: "int", float: "number", bool: "boolean (true or false)", str: "string"}
     name = names.get(annotation, getattr(annotation, "__name__", str(annotation)))
     return f"{_article(name)} {name}"
@@ -412,6 +431,8 @@ def _check_leaf(parent: DictConfig, name: str, key: str, annotation: Any, templa
     if isinstance(value, DictConfig) or OmegaConf.is_list(value):
         if typing.get_origin(annotation) in (dict, Dict) and isinstance(value, DictConfig):
             return
+        if typing.get_origin(annotation) in (list, List) and OmegaConf.is_list(value):
+            return  # its items are typed by OmegaConf when it composes
         if annotation is Any:
             return
         errors.append(wrong_type_message(key, annotation, OmegaConf.to_container(value, resolve=False)))

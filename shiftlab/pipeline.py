@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shiftlab.config_schema import checked
 from shiftlab.distributed import World, barrier, distributed_job, external_launcher, gather_objects, is_rank_zero
+from shiftlab.probing.stage import check_probe_settings, probe_run
 from shiftlab.run_context import RunContext
 from shiftlab.stages.common import format_summary, prefixed, seed_stage
 from shiftlab.stages.finetuning import finetune
@@ -103,6 +104,7 @@ def _run_stages(cfg: DictConfig, layout: RunLayout, progress: dict) -> dict[str,
     """The table of contents: setup, pretraining, each task, the metrics file."""
     seed_stage(cfg)
     ctx = RunContext.build(cfg, layout.root)  # a wrong task name fails here, before any training
+    check_probe_settings(cfg)
     resume = Resume(cfg.ckpt_path, layout)
     metrics: dict[str, float] = {}
     log.info("tasks: %s", ", ".join(ctx.tasks) or "none")
@@ -118,6 +120,10 @@ def _run_stages(cfg: DictConfig, layout: RunLayout, progress: dict) -> dict[str,
         progress["stage"] = task
         metrics.update(_stage(task, resume, lambda task=task, params=params: finetune(
             cfg, task, params, ctx.corpus, ctx.tokenizer, ctx.framing, backbone, layout.root, resume.checkpoint(task))))
+
+    if cfg.probe.enabled and is_rank_zero():
+        progress["stage"] = "probe"
+        log.info("probe: wrote %s", ", ".join(str(path) for path in probe_run(cfg, layout.root)))
 
     progress["stage"] = "write"
     if is_rank_zero():

@@ -88,15 +88,20 @@ def _check_family(family, task: str) -> None:
                          f"{' and '.join(PROBED_FAMILIES)} tasks")
 
 
-def from_run(run_dir: Path, *, tasks: list[str] | None = None, device: str = "auto") -> list[ProbeTarget]:
+def from_run(run_dir: Path, *, tasks: list[str] | None = None, device: str = "auto",
+             require_metrics: bool = True) -> list[ProbeTarget]:
     """Every (or each named) classification / tagging task of a finished run, loaded from its
-    export as ``shiftlab-eval`` loads it."""
+    export as ``shiftlab-eval`` loads it. A run without metrics.json did not finish (or is the one
+    probing itself as its last stage: ``require_metrics=False``)."""
     from shiftlab.families import family_for
     from shiftlab.run_context import RunContext
     from shiftlab.stages.common import seed_stage
     from shiftlab.stages.finetuning import loader_settings
 
     layout = RunLayout(run_dir)
+    if require_metrics and not layout.metrics.is_file():
+        raise FileNotFoundError(f"{run_dir} has no metrics.json: the run did not finish (failed, killed or still "
+                                "running), so its exports may not be its final models")
     cfg = _run_config(run_dir)
     seed_stage(cfg)
     ctx = RunContext.build(cfg, layout.root, trusted=False)  # a run directory may come from anyone

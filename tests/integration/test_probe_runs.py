@@ -97,12 +97,14 @@ def test_the_probe_is_deterministic_and_its_export_gives_the_same_identity(order
 
 @pytest.mark.slow
 def test_probe_of_a_tagging_run_reproduces_its_entity_f1(tmp_path):
+    """Probed as the run's last stage (probe.enabled), before metrics.json is written."""
     cfg = config("objective=none", "task=entities", "data.corpus.n_train=300", "data.corpus.n_val=40",
-                 "data.corpus.n_test=80", "finetune.max_epochs=2")
+                 "data.corpus.n_test=80", "finetune.max_epochs=2", "probe.enabled=true", "probe.grid=small",
+                 "probe.draws=2")
     metrics = run(cfg, tmp_path)
-    assert probe_main([str(tmp_path), "--only", "--condition", "global_shuffle@word", "--draws", "2",
-                       "--no-progress", "--no-plot"]) == 0
+    assert (tmp_path / "probe_metrics.json").stat().st_mtime <= (tmp_path / "metrics.json").stat().st_mtime
     probe = probe_json(tmp_path, "entities")
+    assert len(probe["conditions"]) == 9 and probe["draws"] == 2
     identity = probe["by_name"]["identity"]["draws"][0]
     assert identity["entity_f1"] == pytest.approx(metrics["entities/test/entity_f1"], abs=1e-6)
     assert identity["acc"] == pytest.approx(metrics["entities/test/acc"], abs=1e-6)
@@ -122,3 +124,10 @@ def test_probe_of_a_minilm_sst2_run_reproduces_its_test_accuracy(tmp_path):
     assert probe["by_name"]["identity"]["draws"][0]["acc"] == pytest.approx(metrics["sst2/test/acc"], abs=1e-6)
     assert probe["skipped"] == []  # sub-words: token and word units differ
     assert set(probe["by_name"]) == {"identity", "ngram_shuffle_n1_token", "ngram_shuffle_n1_word"}
+
+
+def test_a_misspelt_probe_condition_fails_before_any_training(tmp_path):
+    cfg = config("objective=none", "task=order", "probe.enabled=true", "probe.conditions=[mask@word]")
+    with pytest.raises(ValueError, match="probe.conditions: probe condition 'mask@word'.*permutations only"):
+        run(cfg, tmp_path)
+    assert not (tmp_path / "order").exists()

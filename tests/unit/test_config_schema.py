@@ -193,6 +193,10 @@ def test_the_allowed_values_follow_the_code():
         OptimConfig(schedule="cosine_annealing")
     assert dataclasses.asdict(OptimConfig()) == OmegaConf.to_container(OmegaConf.structured(OptimSettings))
     assert {p.stem for p in (CONF / "finetune").glob("*.yaml")} == set(FINETUNE_MODES)
+    from shiftlab.config_schema import PROBE_GRIDS
+    from shiftlab.probing import GRIDS
+
+    assert set(PROBE_GRIDS) == set(GRIDS)
 
 
 @pytest.mark.parametrize("group,schema", [("data", DataConfig), ("finetune", FinetuneConfig)])

@@ -25,8 +25,8 @@ LAYERS = [
     ["shiftlab.families", "shiftlab.shared_pretraining", "shiftlab.tables"],
     ["shiftlab.trainers", "shiftlab.run_context"],
     ["shiftlab.stages"],
-    ["shiftlab.pipeline"],
-    ["shiftlab.train", "shiftlab.evaluate", "shiftlab.rank", "shiftlab.probing"],
+    ["shiftlab.pipeline", "shiftlab.probing"],
+    ["shiftlab.train", "shiftlab.evaluate", "shiftlab.rank"],
 ]
 
 
