@@ -122,14 +122,15 @@ def write_probe(result: ProbeResult, out_dir: str | Path, *, plot: bool = True) 
 
 
 def record_in_run(result: ProbeResult, run_dir: str | Path) -> Path:
-    """Merge this task's means into ``<run>/probe_metrics.json`` (other tasks' entries stay)."""
+    """Merge this probe's means into ``<run>/probe_metrics.json``: its conditions' entries are
+    replaced, other conditions' and other tasks' stay (a later ``--only`` probe adds to a grid)."""
     path = RunLayout(run_dir).probe_metrics
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    prefix = f"{result.target.task}/probe/"
-    metrics = {key: value for key, value in metrics.items() if not key.startswith(prefix)}
     for item in result.results:
+        prefix = f"{result.target.task}/probe/{item.condition.name}/"
+        metrics = {key: value for key, value in metrics.items() if not key.startswith(prefix)}
         for name in item.draws[0]:
-            metrics[f"{prefix}{item.condition.name}/{name}"] = statistics.fmean(d[name] for d in item.draws)
+            metrics[f"{prefix}{name}"] = statistics.fmean(d[name] for d in item.draws)
         if item.right_only is not None:
-            metrics[f"{prefix}{item.condition.name}/right_only"] = item.right_only
+            metrics[f"{prefix}right_only"] = item.right_only
     return write_json_atomic(path, metrics)

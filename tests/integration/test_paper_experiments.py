@@ -54,6 +54,12 @@ NARROWED.update({
         [("'experiment/chinese_pert/rows=glob(*)'", "experiment/chinese_pert/rows=pert_word")],
         lambda row: row["shift.name"] == "ngram_permute",
     ),
+    # order_sensitivity: the rows without shift pretraining of each model (every row composes in
+    # test_configs; the probe stage runs in tests/integration/test_probe_runs.py)
+    "order_sensitivity": (
+        [("'experiment/order_sensitivity/rows=glob(*)'", "experiment/order_sensitivity/rows=none")],
+        lambda row: row["objective.name"] == "none",
+    ),
     # headline: the shift-pretrained decoder-only row (tiny BART's headline preset runs in
     # test_experiments, the decoder-only family in tests/unit/test_causal_generation.py)
     "headline": (
@@ -96,7 +102,7 @@ def structure(markdown: str) -> tuple[list[str], list[list[str]], list[str]]:
 def test_every_experiment_folder_has_its_readme_commands_and_results():
     names = {path.name for path in EXPERIMENTS}
     assert {"order_objectives", "shuffle_locality", "ner_report", "peft_modes", "translation", "chinese_pert",
-            "headline"} <= names
+            "headline", "order_sensitivity"} <= names
     for folder in EXPERIMENTS:
         readme = (folder / "README.md").read_text(encoding="utf-8")
         command_after(readme, "<!-- sweep -->"), command_after(readme, "<!-- table -->")

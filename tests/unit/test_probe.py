@@ -210,3 +210,14 @@ def test_the_probe_writes_its_json_table_and_plot(tmp_path):
     assert "over draws" in markdown and "right_only" in markdown
     csv_header = (tmp_path / "out" / "probe.csv").read_text().splitlines()[0]
     assert "acc:mean" in csv_header and "acceptance:std" in csv_header
+
+
+def test_a_run_keeps_the_means_of_every_condition_probed_so_far(tmp_path):
+    from shiftlab.probing.report import record_in_run
+
+    target = classification_target(tmp_path)
+    record_in_run(run_probe(target, conditions_for(None, ["rotate@word"]), draws=2, progress=False), tmp_path)
+    record_in_run(run_probe(target, conditions_for(None, ["global_shuffle@word"]), draws=1, progress=False), tmp_path)
+    saved = json.loads((tmp_path / "probe_metrics.json").read_text())
+    assert {"order/probe/rotate_word/acc", "order/probe/global_shuffle_word/acc", "order/probe/identity/acc",
+            "order/probe/rotate_word/acceptance", "order/probe/global_shuffle_word/right_only"} <= set(saved)
