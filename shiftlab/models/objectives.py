@@ -400,12 +400,19 @@ class Seq2SeqDenoise(Objective):
     ``target="spans"``: T5 span corruption: only what the policy hid (``restore_ids``), each
     span preceded by a sentinel (the mask token: the word vocabularies have no numbered
     sentinels), then the closing framing token.
+
+    ``prior=True`` adds the log-frequency of the targets seen so far in training to the logits
+    (logit adjustment), so the network learns only what the input adds to it. BART's vocabulary
+    head is tied and has no trainable bias, so without it the marginal is fitted through the
+    hidden states: span targets are mostly closing tokens and sentinels, and tiny BART fits that
+    peaked marginal in its first steps by making every position's state one large constant
+    vector, its encoder's output included (a collapse it does not recover from).
     """
 
     KINDS = ("encoder_decoder",)
     TARGETS = ("original", "spans")
 
-    def __init__(self, backbone, special, target: str = "original"):
+    def __init__(self, backbone, special, target: str = "original", prior: bool = False):
         super().__init__(backbone, special)
         if target not in self.TARGETS:
             raise ValueError(f"seq2seq_denoise: target must be one of {', '.join(self.TARGETS)}, got {target!r}")
@@ -414,6 +421,9 @@ class Seq2SeqDenoise(Objective):
         self.target = target
         self.needs_policy = self.policy_flag(target=target)
         self.decoder_start = backbone.config.decoder_start_token_id
+        self.prior = bool(prior)
+        if self.prior:  # how often each token has been a training target, from 1
+            self.register_buffer("target_counts", torch.ones(backbone.config.vocab_size))
 
     @classmethod
     def policy_flag(cls, **params) -> str | None:
@@ -436,7 +446,20 @@ class Seq2SeqDenoise(Objective):
         prepared = prepared if prepared is not None else self.prepare(batch)
         encoder_mask = prepared["attention"] if "attention" in prepared else inputs["attention_mask"]
         states = backbone.decode(prepared["decoder_input_ids"], hidden, encoder_mask)
-        return selected_cross_entropy(backbone.vocab_logits, states, prepared["selection"])
+        selection = prepared["selection"]
+        if not self.prior:
+            return selected_cross_entropy(backbone.vocab_logits, states, selection)
+        log_prior = self.target_counts.log()
+        result = selected_cross_entropy(lambda rows: backbone.vocab_logits(rows) + log_prior, states, selection)
+        if self.training:
+            self.count_targets(selection)
+        return result
+
+    def count_targets(self, selection: Selection) -> None:
+        """Add a training batch's targets to ``target_counts``, on the device (the selection's
+        padding adds 0), after its loss: a batch's own targets never inform its prior."""
+        real = selection.targets != IGNORE_INDEX
+        self.target_counts.index_add_(0, selection.targets.clamp(min=0), real.to(self.target_counts.dtype))
 
 
 def span_targets(restore_ids: torch.Tensor, sentinel: int, closing: int) -> torch.Tensor:
