@@ -48,6 +48,18 @@ def session_cache(tmp_path_factory):
         os.environ[CACHE_ENV] = previous
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, and do not fight other jobs for the shared cores
+    (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module of tiny-model tests)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow tests first (a stable sort: otherwise in file order). pytest-xdist's workers then start
     the minute-long end-to-end runs early and finish on short tests, instead of one worker running

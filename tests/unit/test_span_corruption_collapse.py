@@ -39,13 +39,7 @@ STEPS = 50  # the collapse happens by step 25; at step 50 the spread is 0.001 co
 MIN_SPREAD = 0.3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and do not fight other jobs for the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
