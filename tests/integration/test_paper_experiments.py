@@ -91,7 +91,12 @@ def kept_rows(markdown: str, folder: str) -> tuple[list[str], list[list[str]], l
 
 def structure(markdown: str) -> tuple[list[str], list[list[str]], list[str]]:
     """(header cells, each row's key cells, included report titles) of a shiftlab-table Markdown."""
-    lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    lines = []
+    for line in markdown.splitlines():  # the first pipe table (included reports may hold more)
+        if line.startswith("|"):
+            lines.append(line)
+        elif lines:
+            break
     cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
     header, rows = cells[0], cells[2:]
     keys = header.index("n")
