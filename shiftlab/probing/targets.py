@@ -96,7 +96,7 @@ def from_run(run_dir: Path, *, tasks: list[str] | None = None, device: str = "au
     from shiftlab.families import family_for
     from shiftlab.run_context import RunContext
     from shiftlab.stages.common import seed_stage
-    from shiftlab.stages.finetuning import loader_settings
+    from shiftlab.stages.finetuning import restore_task
 
     layout = RunLayout(run_dir)
     if require_metrics and not layout.metrics.is_file():
@@ -116,13 +116,9 @@ def from_run(run_dir: Path, *, tasks: list[str] | None = None, device: str = "au
         if not layout.adapter(task).exists():
             raise FileNotFoundError(f"{run_dir} has no export for task {task!r} (looked for {layout.adapter(task)})")
         base = ctx.finetuning_base(task)
-        family = family_for(ctx.corpus, task, base.kind)
-        _check_family(family, task)
-        data_params, module_params = family.split_params(ctx.tasks[task])
-        data = family.data_module(ctx.corpus, task, ctx.tokenizer, ctx.framing, loader_settings(cfg, num_workers=0),
-                                  data_params)
-        module = family.restore(base, layout.adapter(task), ctx.tokenizer, data, module_params)
-        family.prepare_evaluation(module, "test")
+        _check_family(family_for(ctx.corpus, task, base.kind), task)
+        family, data, module = restore_task(cfg, task, ctx.tasks[task], ctx.corpus, ctx.tokenizer, ctx.framing, base,
+                                            layout, "test")
         module.to(where).eval()
         targets.append(ProbeTarget(
             task=task, family=family.name, label_names=list(data.label_names), loader=data.test_dataloader(),

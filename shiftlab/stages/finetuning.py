@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -80,11 +81,7 @@ def reevaluate(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, base:
                split: str) -> dict[str, float]:
     """A finished task's export, loaded back and evaluated on ``split``, with its reports under
     ``<task>/eval_<split>/``; the data module is built exactly as fine-tuning built it."""
-    family: TaskFamily = family_for(corpus, task, base.kind)
-    data_params, module_params = family.split_params(task_cfg)
-    data = family.data_module(corpus, task, tokenizer, framing, loader_settings(cfg, num_workers=0), data_params)
-    module = family.restore(base, layout.adapter(task), tokenizer, data, module_params)
-    family.prepare_evaluation(module, split)
+    family, data, module = restore_task(cfg, task, task_cfg, corpus, tokenizer, framing, base, layout, split)
     trainer = evaluation_trainer(cfg)
     evaluate = trainer.validate if split == "val" else trainer.test
     metrics = numbers(evaluate(module, dataloaders=data.val_dataloader() if split == "val" else data.test_dataloader(),
@@ -92,6 +89,18 @@ def reevaluate(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, base:
     outputs = family.gather_test_outputs(module) if split == "test" else None
     metrics.update(family.reports(module, data, split, layout.eval_reports(task, split), outputs))
     return metrics
+
+
+def restore_task(cfg, task: str, task_cfg: dict, corpus, tokenizer, framing, base: BackboneSpec, layout: RunLayout,
+                 split: str) -> tuple[TaskFamily, Any, Any]:
+    """(family, data module, module) of a finished task: its export loaded back, with the data
+    module fine-tuning built, set up to evaluate ``split`` (shiftlab-eval and shiftlab-probe)."""
+    family: TaskFamily = family_for(corpus, task, base.kind)
+    data_params, module_params = family.split_params(task_cfg)
+    data = family.data_module(corpus, task, tokenizer, framing, loader_settings(cfg, num_workers=0), data_params)
+    module = family.restore(base, layout.adapter(task), tokenizer, data, module_params)
+    family.prepare_evaluation(module, split)
+    return family, data, module
 
 
 def loader_settings(cfg, *, num_workers: int) -> LoaderSettings:
