@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--plot", metavar="PNG", help="also plot a metric against --x into this PNG file")
     plot.add_argument("--x", metavar="KEY", help="numeric config key on the x axis, e.g. shift.params.rate")
     plot.add_argument("--line", nargs="+", default=[], metavar="KEY",
-                      help="config keys that make the lines, e.g. shift.name")
+                      help="config keys that make the lines, e.g. shift.name (default: the table's row keys "
+                      "other than --x, so each line's points are rows of the table)")
     plot.add_argument("--metric", "--plot-metric", dest="plot_metric", metavar="METRIC",
                       help="the metric to plot (default: the table's first metric)")
     plot.add_argument("--x-missing", type=float, metavar="VALUE",
@@ -170,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
         metric = args.plot_metric or (table.metrics[0] if table.metrics else None)
         if metric is None:
             raise TableError("--plot: no metric to plot (give --metric)")
-        plot = plot_metric(runs, args.plot, x=args.x, metric=metric, line=args.line,
+        # Without --line, one line per value of the table's other row keys: a point never pools
+        # rows the table keeps apart (a no-pretraining reference with a sweep's default n, say).
+        line = args.line or [key for key in table.row_keys if key != args.x]
+        plot = plot_metric(runs, args.plot, x=args.x, metric=metric, line=line,
                            seed_key=args.seed_key, x_missing=args.x_missing)
         for skipped in plot.skipped:
             _warn(f"not in the plot: {skipped}")

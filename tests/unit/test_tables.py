@@ -439,6 +439,31 @@ def test_plot_writes_png(tmp_path: Path, capsys) -> None:
     assert main([str(root), "--plot", str(out), "--x", "shift.name"]) == 2  # not numeric
 
 
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_plot_lines_default_to_the_tables_other_row_keys(tmp_path: Path, monkeypatch) -> None:
+    """A reference row (here identity, rate 0.1) at an x where the sweep also has a point stays its own
+    line: without --line the plot splits by the table's row keys other than --x, instead of
+    averaging the two rows into one point."""
+    import shiftlab.tables.plot as plot_module
+
+    root = tmp_path / "sweep"
+    for num, (shift, rate, acc) in enumerate([("token_move", 0.1, 0.9), ("token_move", 0.2, 0.95),
+                                              ("identity", 0.1, 0.5)]):
+        write_run(root / f"{num}_p", shift=shift, seed=0, rate=rate, metrics={"order/test/acc": acc})
+    made = []
+    real = plot_module.plot_metric
+    monkeypatch.setattr(plot_module, "plot_metric", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    out = tmp_path / "lines.png"
+    assert main([str(root), "--rows", "shift.name", "shift.params.rate", "--metrics", "order/test/acc",
+                 "--plot", str(out), "--x", "shift.params.rate"]) == 0
+    points = {tuple(row.values): row.cells["order/test/acc"].mean for row in made[0].table.rows}
+    assert points == {("identity", 0.1): 0.5, ("token_move", 0.1): 0.9, ("token_move", 0.2): 0.95}
+    assert main([str(root), "--rows", "shift.params.rate", "--metrics", "order/test/acc",
+                 "--plot", str(out), "--x", "shift.params.rate"]) == 0  # rows that are x alone: one line
+    assert {tuple(row.values): row.cells["order/test/acc"].mean for row in made[1].table.rows} == {
+        (0.1,): pytest.approx(0.7), (0.2,): 0.95}
+
+
 def test_include_shows_each_rows_report_from_its_lowest_seed(tmp_path, capsys):
     sweep = write_sweep(tmp_path / "sweep")
     for job in sorted(sweep.iterdir()):
