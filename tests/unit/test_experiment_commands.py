@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from hydra import initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Glob
+from hydra.core.global_hydra import GlobalHydra
 
 import shiftlab.config  # noqa: F401  (registers the schema and resolvers)
 from shiftlab.config_schema import compose_checked
+from shiftlab.train import _preflight_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -33,31 +33,9 @@ def readme_commands() -> list[tuple[str, str]]:
     return found
 
 
-def group_options(group: str) -> list[str]:
-    return sorted(str(p.relative_to(CONF / group).with_suffix("")) for p in (CONF / group).glob("*.yaml"))
-
-
-def job_overrides(command: str) -> list[list[str]]:
-    """One override list per sweep value: every value of every sweep appears in one of them."""
-    words = [w for w in shlex.split(command)[1:] if w not in ("-m", "--multirun") and not w.startswith("hydra.")]
-    parsed = OverridesParser.create().parse_overrides(words)
-    values: list[list[str]] = []
-    for override in parsed:
-        key = override.get_key_element()
-        if not override.is_sweep_override():
-            values.append([override.input_line])
-        elif isinstance(override.value(), Glob):
-            chosen = override.value().filter(group_options(override.key_or_group))
-            values.append([f"{key}={option}" for option in chosen])
-        else:
-            values.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-    jobs = [[options[0] for options in values]]
-    for index, options in enumerate(values):
-        for option in options[1:]:
-            job = [chosen[0] for chosen in values]
-            job[index] = option
-            jobs.append(job)
-    return jobs
+def command_overrides(command: str) -> list[str]:
+    """The command's overrides, without ``-m`` and the ``hydra.*`` settings (run directories)."""
+    return [w for w in shlex.split(command)[1:] if w not in ("-m", "--multirun") and not w.startswith("hydra.")]
 
 
 COMMANDS = readme_commands()
@@ -70,9 +48,10 @@ def test_the_readmes_have_commands():
 
 @pytest.mark.parametrize("folder,command", COMMANDS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(COMMANDS)])
 def test_every_readme_command_composes(folder, command):
-    jobs = job_overrides(command)
-    assert jobs and all(any(o.startswith("experiment=") for o in job) for job in jobs), command
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        # the compositions shiftlab-train's own preflight makes: each value of every sweep once
+        jobs = _preflight_jobs(command_overrides(command), GlobalHydra.instance().config_loader())
+        assert jobs and all(any(o.startswith("experiment=") for o in job) for job in jobs), command
         for overrides in jobs:
             try:
                 compose_checked("train", overrides)
